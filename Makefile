@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh clone: `make run` and `make test`.
+# All state lives under CHURN_HOME (default ./data); point it at an empty folder for a separate installation.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen --no-sync
+export CHURN_HOME ?= $(CURDIR)/data
+
+.PHONY: install manifest run test lint format ui
+
+# Bootstrap uv with pip if the machine lacks it, then install exactly what uv.lock says.
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5"
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed
+
+# Parse the dbt project so the Dagster code location loads (tests and CI have no `dagster dev` to do it).
+manifest: install
+	$(RUN) dagster-dbt project prepare-and-package --file churn_assets/transform/project.py
+
+run: manifest
+	$(RUN) churn run
+
+test: manifest
+	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+ui: manifest
+	$(RUN) churn ui

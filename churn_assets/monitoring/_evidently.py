@@ -1,0 +1,54 @@
+"""Shared Evidently plumbing: explicit column typing and warning hygiene."""
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+from evidently import DataDefinition, Dataset
+from evidently.core.report import Snapshot
+
+
+def as_category(series: pd.Series) -> pd.Series:
+    """Values as strings with missing kept missing, so bools, ints and strings match across frames."""
+    return series.map(str, na_action="ignore").where(series.notna())
+
+
+def to_dataset(
+    frame: pd.DataFrame,
+    *,
+    numerical: Sequence[str],
+    categorical: Sequence[str],
+    id_column: str | None = None,
+) -> Dataset:
+    """Wrap `frame` with every column typed explicitly.
+
+    Evidently's inference would call a unique string id "Text" and an int column with <= 10
+    distinct values "Categorical"; the empty lists stop it from inferring anything at all.
+    """
+    definition = DataDefinition(
+        id_column=id_column,
+        numerical_columns=list(numerical),
+        categorical_columns=list(categorical),
+        text_columns=[],
+        datetime_columns=[],
+        unknown_columns=[],
+        list_columns=[],
+    )
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+@contextmanager
+def quiet_degenerate_stats() -> Iterator[None]:
+    """Mute the numpy/scipy RuntimeWarnings Evidently's internals raise on one-row or constant columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def save_html(snapshot: Snapshot, path: Path) -> Path:
+    """Write the report; `Snapshot.save_html` silently writes nothing when given a `Path`, hence `str`."""
+    with quiet_degenerate_stats():
+        snapshot.save_html(str(path))
+    return path

@@ -1,0 +1,58 @@
+"""Dagster resources: thin, configurable handles on the state that churn_assets.settings locates."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB warehouse file. DuckDB admits one writer: every asset using it is in the `duckdb` pool."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(self.path, read_only=read_only)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def dbt_env(self) -> Iterator[None]:
+        """Point the dbt profile (profiles.yml reads CHURN_DUCKDB_PATH) at this warehouse for a dbt call."""
+        previous = os.environ.get("CHURN_DUCKDB_PATH")
+        os.environ["CHURN_DUCKDB_PATH"] = self.path
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("CHURN_DUCKDB_PATH", None)
+            else:
+                os.environ["CHURN_DUCKDB_PATH"] = previous
+
+
+class StateDirs(dg.ConfigurableResource):
+    """Where landed batches wait and where reports are written."""
+
+    landing_dir: str
+    reports_dir: str
+
+    @property
+    def landing(self) -> Path:
+        path = Path(self.landing_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def reports(self) -> Path:
+        path = Path(self.reports_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path

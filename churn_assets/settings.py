@@ -1,0 +1,78 @@
+"""Every path and URI of an installation, derived from one state directory.
+
+Pointing ``CHURN_HOME`` at an empty directory gives a complete, separate installation
+(warehouse, landing zone, MLflow store, Dagster instance, reports); tests and benchmarks rely on it.
+Each derived location can be overridden on its own with a ``CHURN_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DAGSTER_YAML_TEMPLATE = REPO_ROOT / "dagster.yaml"
+
+TELCO_URL = (
+    "https://raw.githubusercontent.com/IBM/telco-customer-churn-on-icp4d/master/data/Telco-Customer-Churn.csv"
+)
+TELCO_SHA256 = "16320c9c1ec72448db59aa0a26a0b95401046bef5d02fd3aeb906448e3055e91"
+
+
+class Settings(BaseSettings):
+    """Resolved, absolute locations; read from the environment each time it is built."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+
+    home: Path = Path("data")
+    landing_dir: Path | None = None
+    duckdb_path: Path | None = None
+    reports_dir: Path | None = None
+    dagster_home: Path | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifacts_dir: Path | None = None
+    source_csv: Path | None = None
+    source_url: str = TELCO_URL
+    source_sha256: str = TELCO_SHA256
+    dbt_target: str = "dev"
+
+    @model_validator(mode="after")
+    def _derive_from_home(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        self.landing_dir = (self.landing_dir or self.home / "landing").expanduser().resolve()
+        self.duckdb_path = (self.duckdb_path or self.home / "warehouse.duckdb").expanduser().resolve()
+        self.reports_dir = (self.reports_dir or self.home / "reports").expanduser().resolve()
+        self.dagster_home = (self.dagster_home or self.home / "dagster").expanduser().resolve()
+        self.mlflow_artifacts_dir = (self.mlflow_artifacts_dir or self.home / "mlflow" / "artifacts").resolve()
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        if self.source_csv is not None:
+            self.source_csv = self.source_csv.expanduser().resolve()
+        return self
+
+    def ensure_dirs(self) -> None:
+        """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers)."""
+        for path in (self.landing_dir, self.reports_dir, self.dagster_home, self.mlflow_artifacts_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        instance_yaml = self.dagster_home / "dagster.yaml"
+        template = DAGSTER_YAML_TEMPLATE.read_text()
+        if not instance_yaml.exists() or instance_yaml.read_text() != template:
+            instance_yaml.write_text(template)
+
+    def subprocess_env(self) -> dict[str, str]:
+        """Variables that child processes (dbt, dagster dev, mlflow) read to find this installation."""
+        return {
+            "CHURN_HOME": str(self.home),
+            "CHURN_DUCKDB_PATH": str(self.duckdb_path),
+            "CHURN_DBT_TARGET": self.dbt_target,
+            "DAGSTER_HOME": str(self.dagster_home),
+            "MLFLOW_TRACKING_URI": str(self.mlflow_tracking_uri),
+        }
+
+
+def get_settings() -> Settings:
+    return Settings()

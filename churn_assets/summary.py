@@ -1,0 +1,49 @@
+"""The short report `make run` prints: what landed, what was rejected, where everything is."""
+
+from __future__ import annotations
+
+import duckdb
+import dagster as dg
+
+from churn_assets.settings import Settings
+
+
+def print_summary(settings: Settings, result: dg.ExecuteInProcessResult, elapsed_s: float) -> None:
+    lines = [f"churn-mlops main job: {'SUCCESS' if result.success else 'FAILED'} in {elapsed_s:.1f} s"]
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        files = conn.execute(
+            "select status, count(*), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) "
+            "from raw.landed_files group by status order by status"
+        ).fetchall()
+        for status, n, accepted, rejected in files:
+            lines.append(f"  files {status:<8} {n:>4}   rows accepted {accepted:>7}   rows rejected {rejected:>5}")
+        for table in ("staging.stg_customers", "marts.customer_features", "marts.training_set"):
+            if _exists(conn, table):
+                (count,) = conn.execute(f"select count(*) from {table}").fetchone()
+                lines.append(f"  {table:<26} {count:>7} rows")
+        if _exists(conn, "marts.training_set"):
+            splits = conn.execute(
+                "select split, count(*), round(avg(churn), 3) from marts.training_set group by 1 order by 1"
+            ).fetchall()
+            lines.append("  split: " + ", ".join(f"{s} {n} (churn {r})" for s, n, r in splits))
+    failed = [
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    lines.append(f"  asset checks: {len(result.get_asset_check_evaluations())} run, failed: {failed or 'none'}")
+    lines.append(f"  warehouse  {settings.duckdb_path}")
+    lines.append(f"  reports    {settings.reports_dir}")
+    lines.append(f"  mlflow     {settings.mlflow_tracking_uri}")
+    lines.append(f"  dagster    {settings.dagster_home}  (make ui shows this run)")
+    print("\n".join(lines))
+
+
+def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(
+        conn.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )

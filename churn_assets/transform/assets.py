@@ -1,0 +1,38 @@
+"""dbt models as Dagster assets; dbt tests become asset checks on them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from churn_assets.resources import Warehouse
+from churn_assets.transform.project import dbt_project
+
+
+class ChurnDbtTranslator(DagsterDbtTranslator):
+    """Groups models by layer and materializes them eagerly when what they read changes."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return "ingestion"
+        return "transform"
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        return dg.AutomationCondition.eager()
+
+
+translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    pool="duckdb",
+)
+def churn_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    with warehouse.dbt_env():
+        yield from dbt.cli(["build"], context=context).stream()
