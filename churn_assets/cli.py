@@ -15,12 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    data = commands.add_parser("data", help="data set commands").add_subparsers(dest="data_command", required=True)
+    data = commands.add_parser("data", help="data set commands").add_subparsers(
+        dest="data_command", required=True
+    )
     fetch = data.add_parser("fetch", help="land the public Telco CSV (URL with checksum, or a local copy)")
     fetch.add_argument("--source", type=Path, help="local copy of the CSV (default: $CHURN_SOURCE_CSV)")
 
     commands.add_parser("run", help="fetch the data if missing and materialize the whole graph headless")
-    commands.add_parser("ui", help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation")
+    commands.add_parser(
+        "ui", help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation"
+    )
     commands.add_parser("env", help="print the environment variables of this installation")
 
     args = parser.parse_args(argv)
@@ -53,7 +57,9 @@ def _fetch(settings: Settings, source: Path | None) -> int:
         print(f"churn data fetch: {exc}", file=sys.stderr)
         return 2
     verb = "already landed as" if landed.already_landed else "landed"
-    public = "the public IBM file" if landed.matches_public_file else "NOT the public IBM file (checksum differs)"
+    public = (
+        "the public IBM file" if landed.matches_public_file else "NOT the public IBM file (checksum differs)"
+    )
     print(f"{verb} {landed.path} (sha256 {landed.sha256[:16]}…, {public})")
     return 0
 
@@ -67,13 +73,16 @@ def _run(settings: Settings) -> int:
 
     import dagster as dg
 
-    from churn_assets.definitions import MAIN_JOB, build_definitions
+    from churn_assets.definitions import build_definitions
+    from churn_assets.jobs import MAIN_JOB
     from churn_assets.summary import print_summary
 
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = build_definitions(settings).resolve_job_def(MAIN_JOB).execute_in_process(
-            instance=instance, raise_on_error=False
+        result = (
+            build_definitions(settings)
+            .resolve_job_def(MAIN_JOB)
+            .execute_in_process(instance=instance, raise_on_error=False)
         )
     elapsed = time.perf_counter() - started
     print_summary(settings, result, elapsed)

@@ -15,7 +15,9 @@ def table_metadata(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dg.
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
-def query_table(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> dg.TableMetadataValue:
+def query_table(
+    conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()
+) -> dg.TableMetadataValue:
     cursor = conn.execute(sql, list(params))
     columns = [d[0] for d in cursor.description]
     return table_metadata(columns, cursor.fetchall())

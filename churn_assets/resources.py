@@ -11,6 +11,20 @@ import dagster as dg
 import duckdb
 
 
+@contextmanager
+def env_override(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for child processes started inside the block, then restore it."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 class Warehouse(dg.ConfigurableResource):
     """The DuckDB warehouse file. DuckDB admits one writer: every asset using it is in the `duckdb` pool."""
 
@@ -28,15 +42,8 @@ class Warehouse(dg.ConfigurableResource):
     @contextmanager
     def dbt_env(self) -> Iterator[None]:
         """Point the dbt profile (profiles.yml reads CHURN_DUCKDB_PATH) at this warehouse for a dbt call."""
-        previous = os.environ.get("CHURN_DUCKDB_PATH")
-        os.environ["CHURN_DUCKDB_PATH"] = self.path
-        try:
+        with env_override("CHURN_DUCKDB_PATH", self.path):
             yield
-        finally:
-            if previous is None:
-                os.environ.pop("CHURN_DUCKDB_PATH", None)
-            else:
-                os.environ["CHURN_DUCKDB_PATH"] = previous
 
 
 class StateDirs(dg.ConfigurableResource):

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
         self.duckdb_path = (self.duckdb_path or self.home / "warehouse.duckdb").expanduser().resolve()
         self.reports_dir = (self.reports_dir or self.home / "reports").expanduser().resolve()
         self.dagster_home = (self.dagster_home or self.home / "dagster").expanduser().resolve()
-        self.mlflow_artifacts_dir = (self.mlflow_artifacts_dir or self.home / "mlflow" / "artifacts").resolve()
+        self.mlflow_artifacts_dir = (
+            self.mlflow_artifacts_dir or self.home / "mlflow" / "artifacts"
+        ).resolve()
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
         if self.source_csv is not None:

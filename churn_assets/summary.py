@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import duckdb
 import dagster as dg
+import duckdb
 
 from churn_assets.settings import Settings
 
@@ -16,7 +16,9 @@ def print_summary(settings: Settings, result: dg.ExecuteInProcessResult, elapsed
             "from raw.landed_files group by status order by status"
         ).fetchall()
         for status, n, accepted, rejected in files:
-            lines.append(f"  files {status:<8} {n:>4}   rows accepted {accepted:>7}   rows rejected {rejected:>5}")
+            lines.append(
+                f"  files {status:<8} {n:>4}   rows accepted {accepted:>7}   rows rejected {rejected:>5}"
+            )
         for table in ("staging.stg_customers", "marts.customer_features", "marts.training_set"):
             if _exists(conn, table):
                 (count,) = conn.execute(f"select count(*) from {table}").fetchone()
@@ -31,7 +33,9 @@ def print_summary(settings: Settings, result: dg.ExecuteInProcessResult, elapsed
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
-    lines.append(f"  asset checks: {len(result.get_asset_check_evaluations())} run, failed: {failed or 'none'}")
+    lines.append(
+        f"  asset checks: {len(result.get_asset_check_evaluations())} run, failed: {failed or 'none'}"
+    )
     lines.append(f"  warehouse  {settings.duckdb_path}")
     lines.append(f"  reports    {settings.reports_dir}")
     lines.append(f"  mlflow     {settings.mlflow_tracking_uri}")

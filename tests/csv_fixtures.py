@@ -16,9 +16,7 @@ GOOD_ROWS = [
     "No internet service,No internet service,No internet service,Two year,No,Credit card (automatic),25.1,1800.4,No",
 ]
 # A tenure-0 customer: the public file leaves TotalCharges blank (a single space) for these.
-BLANK_TOTAL_ROW = (
-    "T-0005,Female,0,Yes,Yes,0,Yes,No,DSL,Yes,No,Yes,Yes,Yes,No,Two year,No,Bank transfer (automatic),73.35, ,No"
-)
+BLANK_TOTAL_ROW = "T-0005,Female,0,Yes,Yes,0,Yes,No,DSL,Yes,No,Yes,Yes,Yes,No,Two year,No,Bank transfer (automatic),73.35, ,No"
 
 
 def write_csv(path: Path, rows: list[str], header: str = HEADER) -> Path:

@@ -1,7 +1,5 @@
 """Ingestion: landed CSV batches → raw.customers and raw.rejected_rows in DuckDB."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from churn_assets.ingest.store import ingest_landing, row_count_mismatches
@@ -73,7 +71,9 @@ def raw_customers(
 
     for o in outcomes:
         log = context.log.warning if o.status == "rejected" else context.log.info
-        log(f"{o.source_file}: {o.status} ({o.rows_accepted} accepted, {o.rows_rejected} rejected) {o.reason or ''}")
+        log(
+            f"{o.source_file}: {o.status} ({o.rows_accepted} accepted, {o.rows_rejected} rejected) {o.reason or ''}"
+        )
 
     accepted = sum(o.rows_accepted for o in outcomes)
     rejected = sum(o.rows_rejected for o in outcomes)

@@ -26,8 +26,9 @@ def feature_matrix(df: pl.DataFrame, feature_columns: Sequence[str]) -> np.ndarr
     columns = list(feature_columns)
     if not columns:
         raise ValueError("feature_columns is empty")
-    if len(set(columns)) != len(columns):
-        raise ValueError(f"feature_columns has duplicates: {sorted({c for c in columns if columns.count(c) > 1})}")
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise ValueError(f"feature_columns has duplicates: {duplicates}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"feature columns missing from frame: {missing}")

@@ -64,7 +64,8 @@ def expected_net_value(
     """Net value of contacting everyone with p >= threshold, in the units of the inputs."""
     contacted = np.asarray(proba) >= threshold
     churners_contacted = int(np.asarray(y_true)[contacted].sum())
-    return float(saved_customer_value * offer_success_rate * churners_contacted - offer_cost * contacted.sum())
+    benefit = saved_customer_value * offer_success_rate
+    return float(benefit * churners_contacted - offer_cost * contacted.sum())
 
 
 def cost_based_threshold(

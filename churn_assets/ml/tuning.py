@@ -92,9 +92,7 @@ def tune(
         study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
 
         def objective(trial: optuna.Trial) -> float:
-            scores = cross_validate(
-                family, suggest_params(family, trial), X, y, seed=seed, cv_folds=cv_folds
-            )
+            scores = cross_validate(family, suggest_params(family, trial), X, y, seed=seed, cv_folds=cv_folds)
             trial.set_user_attr("cv_roc_auc", scores.roc_auc)
             return scores.log_loss
 

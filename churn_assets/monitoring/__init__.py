@@ -1,7 +1,10 @@
 """Data profiling and drift reporting with Evidently, kept free of orchestration.
 
-Telemetry is switched off here, before any submodule imports Evidently, so no report run
-can phone home whichever entry point loads the package.
+Evidently takes seconds to import, and Dagster imports the definitions in every step process,
+so the modules here import it inside the functions that build reports.
+
+Telemetry is switched off here, before any submodule can import Evidently, so no report run
+phones home whichever entry point loads the package.
 """
 
 import os

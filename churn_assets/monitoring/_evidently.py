@@ -1,18 +1,23 @@
 """Shared Evidently plumbing: explicit column typing and warning hygiene."""
 
+from __future__ import annotations
+
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from evidently import DataDefinition, Dataset
-from evidently.core.report import Snapshot
+
+if TYPE_CHECKING:
+    from evidently import Dataset
+    from evidently.core.report import Snapshot
 
 
 def as_category(series: pd.Series) -> pd.Series:
     """Values as strings with missing kept missing, so bools, ints and strings match across frames."""
-    return series.map(str, na_action="ignore").where(series.notna())
+    return series.astype(object).map(str, na_action="ignore").where(series.notna())
 
 
 def to_dataset(
@@ -27,6 +32,8 @@ def to_dataset(
     Evidently's inference would call a unique string id "Text" and an int column with <= 10
     distinct values "Categorical"; the empty lists stop it from inferring anything at all.
     """
+    from evidently import DataDefinition, Dataset
+
     definition = DataDefinition(
         id_column=id_column,
         numerical_columns=list(numerical),

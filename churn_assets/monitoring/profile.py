@@ -8,28 +8,31 @@ Three outputs in `out_dir`:
 
 Column roles come from dtypes: bool, string and category columns are categorical, other numeric
 columns numerical. Evidently renders the HTML; the numbers in the summary are computed here with
-pandas/scipy so they do not depend on Evidently's internal result format.
+pandas/scipy so they do not depend on Evidently's internal result format. The JSON is byte-identical
+for the same input; the HTML is not (Evidently embeds random element ids).
 """
+
+from __future__ import annotations
 
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
-from evidently import Report
-from evidently.core.report import Snapshot
-from evidently.metrics import ColumnCorrelations, GroupBy, MeanValue
-from evidently.presets import DataSummaryPreset
 from scipy import stats
 
 from churn_assets.monitoring._evidently import as_category, quiet_degenerate_stats, save_html, to_dataset
 
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
+
 LINEAGE_COLUMNS = ("batch_id", "source_file", "ingested_at")
 MISSING_CATEGORY = "(missing)"
 TOP_ASSOCIATIONS = 10
+TOP_CATEGORIES = 4
 
 ColumnRole = Literal["id", "target", "numerical", "categorical"]
 
@@ -59,6 +62,8 @@ class Association:
 
 @dataclass(frozen=True)
 class DataProfile:
+    """What the profile found, plus where its reports are; `markdown` is derived for Dagster."""
+
     html_path: Path
     association_html_path: Path
     json_path: Path
@@ -168,6 +173,9 @@ def _summary_report(
     target: str,
     id_column: str | None,
 ) -> Snapshot:
+    from evidently import Report
+    from evidently.presets import DataSummaryPreset
+
     data = frame.assign(**{c: as_category(frame[c]) for c in categorical}, **{target: y})
     dataset = to_dataset(data, numerical=numerical, categorical=[*categorical, target], id_column=id_column)
     with quiet_degenerate_stats():
@@ -178,6 +186,9 @@ def _association_report(
     frame: pd.DataFrame, y: pd.Series, numerical: list[str], categorical: list[str], target: str
 ) -> Snapshot:
     """Target vs every column, built only from Evidently metrics (no hand-made HTML)."""
+    from evidently import Report
+    from evidently.metrics import ColumnCorrelations, GroupBy, MeanValue
+
     data = pd.DataFrame(
         {c: frame[c] for c in numerical}
         | {c: as_category(frame[c]).fillna(MISSING_CATEGORY) for c in categorical}
@@ -250,10 +261,7 @@ def _markdown(profile: DataProfile) -> str:
         "| column | measure | value | detail |",
         "|---|---|---:|---|",
     ]
-    for a in profile.associations[:TOP_ASSOCIATIONS]:
-        measure = "point-biserial r" if a.kind == "numerical" else "Cramér's V"
-        value = "n/a" if a.statistic is None else f"{a.statistic:{'+' if a.kind == 'numerical' else ''}.3f}"
-        lines.append(f"| `{a.column}` | {measure} | {value} | {_association_detail(a, target)} |")
+    lines += [_association_row(a, target) for a in profile.associations[:TOP_ASSOCIATIONS]]
     missing = {c: n for c, n in profile.missing_values.items() if n}
     lines += [
         "",
@@ -266,11 +274,18 @@ def _markdown(profile: DataProfile) -> str:
     return "\n".join(lines)
 
 
-def _association_detail(a: Association, target: str) -> str:
+def _association_row(a: Association, target: str) -> str:
     if a.kind == "numerical":
+        value = "n/a" if a.statistic is None else f"{a.statistic:+.3f}"
         means = a.mean_by_target
-        return " vs ".join(f"mean {means[k]:,.1f} if {target}={k}" for k in ("1", "0") if k in means)
-    by_rate = sorted(a.target_rate_by_category, key=lambda k: (-a.target_rate_by_category[k], k))
-    return " · ".join(
-        f"{k} {a.target_rate_by_category[k]:.1%} (n={a.count_by_category[k]:,})" for k in by_rate
+        detail = " vs ".join(f"mean {means[k]:,.1f} if {target}={k}" for k in ("1", "0") if k in means)
+        return f"| `{a.column}` | point-biserial r | {value} | {detail} |"
+    value = "n/a" if a.statistic is None else f"{a.statistic:.3f}"
+    rates = a.target_rate_by_category
+    by_rate = sorted(rates, key=lambda k: (-rates[k], k))
+    detail = " · ".join(
+        f"{k} {rates[k]:.1%} (n={a.count_by_category[k]:,})" for k in by_rate[:TOP_CATEGORIES]
     )
+    if len(by_rate) > TOP_CATEGORIES:
+        detail += f" · … {len(by_rate) - TOP_CATEGORIES} more"
+    return f"| `{a.column}` | Cramér's V | {value} | {detail} |"

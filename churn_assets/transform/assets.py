@@ -1,7 +1,5 @@
 """dbt models as Dagster assets; dbt tests become asset checks on them."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +18,9 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
             return "ingestion"
         return "transform"
 
-    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.AutomationCondition | None:
         return dg.AutomationCondition.eager()
 
 

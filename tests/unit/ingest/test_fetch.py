@@ -29,7 +29,9 @@ def test_local_copy_with_other_content_is_landed_but_flagged(tmp_path: Path) -> 
 
 def test_no_network_and_no_path_names_both_options(tmp_path: Path) -> None:
     with pytest.raises(FetchError) as info:
-        land_dataset(tmp_path / "landing", source=None, url=UNREACHABLE, expected_sha256="0" * 64, timeout_s=5)
+        land_dataset(
+            tmp_path / "landing", source=None, url=UNREACHABLE, expected_sha256="0" * 64, timeout_s=5
+        )
     message = str(info.value)
     assert "--source PATH" in message and "CHURN_SOURCE_CSV" in message
     assert list((tmp_path / "landing").iterdir()) == []
