@@ -64,6 +64,10 @@ def _fetch(settings: Settings, source: Path | None) -> int:
     return 0
 
 
+# Step-level events stay in the run log (make ui); the terminal gets INFO and above.
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def _run(settings: Settings) -> int:
     from churn_assets.ingest.store import landed_files
 
@@ -82,7 +86,7 @@ def _run(settings: Settings) -> int:
         result = (
             build_definitions(settings)
             .resolve_job_def(MAIN_JOB)
-            .execute_in_process(instance=instance, raise_on_error=False)
+            .execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET)
         )
     elapsed = time.perf_counter() - started
     print_summary(settings, result, elapsed)

@@ -49,8 +49,13 @@ def test_definitions_list_every_asset_check_job_and_sensor(tmp_path: Path) -> No
     assert ("staging/stg_customers", "unique_stg_customers_customer_id") in checks
     assert any(asset == "marts/training_set" and "label_rate_within" in name for asset, name in checks)
     # lineage: landing → raw → staging → features → training set, profile off staging
-    assert graph.get(dg.AssetKey(["staging", "stg_customers"])).parent_keys == {dg.AssetKey(["raw", "customers"])}
-    assert dg.AssetKey(["marts", "customer_features"]) in graph.get(dg.AssetKey(["marts", "training_set"])).parent_keys
+    assert graph.get(dg.AssetKey(["staging", "stg_customers"])).parent_keys == {
+        dg.AssetKey(["raw", "customers"])
+    }
+    assert (
+        dg.AssetKey(["marts", "customer_features"])
+        in graph.get(dg.AssetKey(["marts", "training_set"])).parent_keys
+    )
     assert graph.get(dg.AssetKey("data_profile")).parent_keys == {dg.AssetKey(["staging", "stg_customers"])}
     assert {MAIN_JOB, INGEST_JOB} <= {j.name for j in defs.resolve_all_job_defs()}
     assert defs.resolve_sensor_def("landing_sensor") is not None
