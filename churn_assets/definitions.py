@@ -10,10 +10,15 @@ from dagster_dbt import DbtCliResource
 
 from churn_assets.ingest.assets import raw_customers
 from churn_assets.jobs import ingest_job, main_job
-from churn_assets.monitoring.assets import data_profile
+from churn_assets.monitoring.assets import data_profile, drift_report
 from churn_assets.resources import StateDirs, Warehouse
 from churn_assets.sensors import landing_sensor
 from churn_assets.settings import Settings, get_settings
+from churn_assets.training.candidates import model_candidates
+from churn_assets.training.evaluation import evaluation_report
+from churn_assets.training.registry import champion_model, registered_model
+from churn_assets.training.snapshot import training_snapshot
+from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
 from churn_assets.transform.project import dbt_project
 
@@ -24,7 +29,17 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to one installation (``settings``); tests build one per temporary home."""
     return dg.Definitions(
-        assets=[raw_customers, churn_dbt_models, data_profile],
+        assets=[
+            raw_customers,
+            churn_dbt_models,
+            data_profile,
+            training_snapshot,
+            model_candidates,
+            evaluation_report,
+            registered_model,
+            champion_model,
+            drift_report,
+        ],
         jobs=[main_job, ingest_job],
         sensors=[landing_sensor],
         resources={
@@ -33,6 +48,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "dbt": DbtCliResource(
                 project_dir=dbt_project, target=settings.dbt_target, dbt_executable=DBT_EXECUTABLE
             ),
+            "mlflow_tracking": MlflowTracking(
+                tracking_uri=str(settings.mlflow_tracking_uri),
+                artifact_root=str(settings.mlflow_artifacts_dir),
+            ),
+            # Assets pass values (training snapshot, fitted candidates) through pickles under CHURN_HOME.
+            "io_manager": dg.FilesystemIOManager(base_dir=str(settings.home / "assets")),
         },
     )
 

@@ -16,32 +16,12 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
+from churn_assets.ingest.schema import COLUMNS
 from churn_assets.ml.matrix import feature_matrix
 from churn_assets.ml.metrics import predict_at
 
 REQUEST_RELATION = "request_rows"
-RAW_COLUMNS = (
-    "customerID",
-    "gender",
-    "SeniorCitizen",
-    "Partner",
-    "Dependents",
-    "tenure",
-    "PhoneService",
-    "MultipleLines",
-    "InternetService",
-    "OnlineSecurity",
-    "OnlineBackup",
-    "DeviceProtection",
-    "TechSupport",
-    "StreamingTV",
-    "StreamingMovies",
-    "Contract",
-    "PaperlessBilling",
-    "PaymentMethod",
-    "MonthlyCharges",
-    "TotalCharges",
-)
+RAW_COLUMNS = tuple(c for c in COLUMNS if c != "Churn")  # what a client sends: no label
 
 
 class ChurnModel(mlflow.pyfunc.PythonModel):
@@ -107,12 +87,13 @@ def log_churn_model(
     name: str = "model",
     registered_model_name: str | None = None,
     pip_requirements: Sequence[str] | None = None,
+    code_paths: Sequence[str] | None = None,
 ) -> ModelInfo:
     """Log `model` to the active MLflow run; the signature is inferred from `raw_example` as given.
 
     Pass `raw_example` with the dtypes clients will send (e.g. all strings, as read from the CSV):
     MLflow enforces them when the model is called through `mlflow.pyfunc.load_model`.
-    `pip_requirements` defaults to MLflow's own inference.
+    `pip_requirements` defaults to MLflow's own inference; `code_paths` ships source with the model.
     """
     signature = infer_signature(raw_example, model.predict(None, raw_example))
     return mlflow.pyfunc.log_model(
@@ -122,4 +103,5 @@ def log_churn_model(
         input_example=raw_example,
         registered_model_name=registered_model_name,
         pip_requirements=list(pip_requirements) if pip_requirements is not None else None,
+        code_paths=list(code_paths) if code_paths is not None else None,
     )

@@ -1,13 +1,27 @@
-"""Monitoring assets: the data profile of the cleaned table (exploratory analysis as an asset)."""
+"""Monitoring assets: the data profile of the cleaned table and the drift report against the champion."""
+
+import tempfile
 
 import dagster as dg
+import mlflow
+import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 
+from churn_assets.monitoring.drift import build_drift_report
 from churn_assets.monitoring.profile import build_data_profile
 from churn_assets.resources import StateDirs, Warehouse
+from churn_assets.training.registry import CHAMPION_ALIAS, DRIFT_REFERENCE_ARTIFACT
+from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
 
 STG_CUSTOMERS = get_asset_key_for_model([churn_dbt_models], "stg_customers")
+DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
+LINEAGE = "batch_id, source_file, ingested_at"
+
+
+class DriftConfig(dg.Config):
+    drift_share_threshold: float = 0.1
+    """Share of monitored columns (20) that may drift before the check warns: 0.1 = two columns."""
 
 
 @dg.asset(
@@ -34,4 +48,82 @@ def data_profile(
             "dagster/row_count": profile.n_rows,
             "churn_rate": profile.target_rate,
         }
+    )
+
+
+def champion_reference(tracking: MlflowTracking) -> tuple[str, pd.DataFrame]:
+    """The champion's version and the staged rows it was trained on (logged with its run at registration)."""
+    client = tracking.client()
+    version = client.get_model_version_by_alias(tracking.registered_model_name, CHAMPION_ALIAS)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=DRIFT_REFERENCE_ARTIFACT, dst_path=tmp
+        )
+        return version.version, pd.read_parquet(path)
+
+
+@dg.asset(
+    key=DRIFT_REPORT,
+    deps=[STG_CUSTOMERS, dg.AssetKey(["ml", "champion_model"])],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "drift_share_below_threshold",
+            asset=DRIFT_REPORT,
+            description="Share of drifted columns in the newest batch stays below the configured threshold.",
+        )
+    ],
+    group_name="monitoring",
+    kinds={"evidently", "html"},
+    pool="duckdb",
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Evidently data drift: the newest ingested batch against the champion's training data.",
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    warehouse: Warehouse,
+    state: StateDirs,
+    mlflow_tracking: MlflowTracking,
+):
+    champion_version, reference = champion_reference(mlflow_tracking)
+    with warehouse.connect(read_only=True) as conn:
+        (batch_id, source_file) = conn.execute(
+            "select batch_id, source_file from raw.landed_files where status = 'loaded' "
+            "order by ingested_at desc, source_file desc limit 1"
+        ).fetchone()
+        current = conn.execute(
+            f"select * exclude ({LINEAGE}) from staging.stg_customers where batch_id = ?", [batch_id]
+        ).df()
+    result = build_drift_report(
+        reference.drop(columns=["churn"]),
+        current.drop(columns=["churn"]),
+        state.reports / "drift",
+        drift_share_threshold=config.drift_share_threshold,
+    )
+    context.log.info(
+        f"drift of {source_file} vs champion v{champion_version}: share {result.drift_share:.3f}"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "summary": dg.MetadataValue.md(result.markdown),
+            "drift_share": result.drift_share,
+            "n_drifted_columns": result.n_drifted,
+            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+            "current_batch": source_file,
+            "current_rows": result.n_current,
+            "reference_rows": result.n_reference,
+            "champion_version": int(champion_version),
+            "report_html": dg.MetadataValue.path(str(result.html_path)),
+            "report_json": dg.MetadataValue.path(str(result.json_path)),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="drift_share_below_threshold",
+        passed=not result.drift_detected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "drift_share": result.drift_share,
+            "threshold": config.drift_share_threshold,
+            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+        },
     )

@@ -1,0 +1,59 @@
+"""The promotion gate: the explicit rules a new model must pass before the `champion` alias moves."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    # The honest range for this 21-column data set is ROC AUC 0.83-0.86; above ~0.87 suspect a leak.
+    min_roc_auc: float = 0.83
+    min_pr_auc: float = 0.60
+    # A new model may trail the current champion on the same test split by at most this much ROC AUC.
+    max_auc_regression: float = 0.01
+    # Probabilities from the registry must equal the in-memory model's to this absolute tolerance.
+    reproduction_atol: float = 1e-9
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+def floor_results(test_metrics: dict[str, float], policy: GatePolicy) -> list[GateResult]:
+    roc, pr = test_metrics["roc_auc"], test_metrics["pr_auc"]
+    return [
+        GateResult(
+            "roc_auc_floor",
+            roc >= policy.min_roc_auc,
+            f"test ROC AUC {roc:.4f} vs floor {policy.min_roc_auc}",
+        ),
+        GateResult(
+            "pr_auc_floor", pr >= policy.min_pr_auc, f"test PR AUC {pr:.4f} vs floor {policy.min_pr_auc}"
+        ),
+    ]
+
+
+def regression_result(new_auc: float, champion_auc: float | None, policy: GatePolicy) -> GateResult:
+    if champion_auc is None:
+        return GateResult("no_regression_vs_champion", True, "no current champion: nothing to compare")
+    passed = new_auc >= champion_auc - policy.max_auc_regression
+    return GateResult(
+        "no_regression_vs_champion",
+        passed,
+        f"test ROC AUC {new_auc:.4f} vs champion {champion_auc:.4f} (tolerance {policy.max_auc_regression})",
+    )
+
+
+def reproduction_result(expected: np.ndarray, reloaded: np.ndarray, policy: GatePolicy) -> GateResult:
+    if expected.shape != reloaded.shape:
+        return GateResult("reproduces_test_predictions", False, f"shape {reloaded.shape} != {expected.shape}")
+    max_diff = float(np.max(np.abs(expected - reloaded))) if expected.size else 0.0
+    return GateResult(
+        "reproduces_test_predictions",
+        max_diff <= policy.reproduction_atol,
+        f"max |registry - in-memory| probability difference {max_diff:.2e} on {expected.size} test rows",
+    )
