@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen --no-sync
 export CHURN_HOME ?= $(CURDIR)/data
 
-.PHONY: install manifest run test lint format ui
+.PHONY: install manifest run test lint format ui mlflow-ui
 
 # Bootstrap uv with pip if the machine lacks it, then install exactly what uv.lock says.
 .venv/.installed: pyproject.toml uv.lock
@@ -36,3 +36,7 @@ format: install
 
 ui: manifest
 	$(RUN) churn ui
+
+# MLflow UI on the same tracking store (parent runs, nested trials, registered model and aliases).
+mlflow-ui: install
+	eval "$$($(RUN) churn env)" && $(RUN) mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" --host 127.0.0.1 --port 5000

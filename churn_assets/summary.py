@@ -36,6 +36,7 @@ def print_summary(settings: Settings, result: dg.ExecuteInProcessResult, elapsed
     lines.append(
         f"  asset checks: {len(result.get_asset_check_evaluations())} run, failed: {failed or 'none'}"
     )
+    lines.extend(_model_lines(result))
     lines.append(f"  warehouse  {settings.duckdb_path}")
     lines.append(f"  reports    {settings.reports_dir}")
     lines.append(f"  mlflow     {settings.mlflow_tracking_uri}")
@@ -51,3 +52,31 @@ def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
             [schema, name],
         ).fetchone()[0]
     )
+
+
+def _model_lines(result: dg.ExecuteInProcessResult) -> list[str]:
+    meta = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+    lines = []
+    if evaluation := meta.get("ml/evaluation_report"):
+        lines.append(
+            f"  evaluation: chosen {evaluation['chosen_family']}, test ROC AUC {evaluation['test_roc_auc']:.4f} "
+            f"(95% CI {evaluation['test_roc_auc_ci_low']:.3f}-{evaluation['test_roc_auc_ci_high']:.3f}), "
+            f"PR AUC {evaluation['test_pr_auc']:.4f}, Brier {evaluation['test_brier']:.4f}"
+        )
+        lines.append(f"  report     {evaluation['report_html']}")
+    if champion := meta.get("ml/champion_model"):
+        lines.append(
+            f"  champion   {champion['model_uri']} = v{champion['version']}, threshold {champion['threshold']:.3f}"
+        )
+    elif "ml/registered_model" in meta:
+        lines.append(
+            "  champion   NOT moved: the new version failed the gate (see the registered_model checks)"
+        )
+    if drift := meta.get("monitoring/drift_report"):
+        lines.append(
+            f"  drift      share {drift['drift_share']:.3f} of {drift['current_batch']}: {drift['report_html']}"
+        )
+    return lines

@@ -53,14 +53,18 @@ def installation(tmp_path: Path) -> Iterator[Installation]:
     yield from new_installation(tmp_path / "home")
 
 
-@pytest.fixture(scope="session")
-def ingested(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterator[Installation]:
-    """A session-wide installation where the ingestion job has run once on the real data set."""
-    from churn_assets.ingest.fetch import land_dataset
-    from churn_assets.jobs import INGEST_JOB
+# A tiny search: the tests check the graph's wiring and gates, not the search itself.
+FAST_TRAINING = {"ops": {"model_candidates": {"config": {"n_trials": 2, "timeout_s": 30, "cv_folds": 3}}}}
 
-    for inst in new_installation(tmp_path_factory.mktemp("ingested") / "home"):
+
+@pytest.fixture(scope="session")
+def materialized(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterator[Installation]:
+    """A session-wide installation where the main job (the whole graph) has run once on the real data set."""
+    from churn_assets.ingest.fetch import land_dataset
+    from churn_assets.jobs import MAIN_JOB
+
+    for inst in new_installation(tmp_path_factory.mktemp("materialized") / "home"):
         s = inst.settings
         land_dataset(s.landing_dir, source=real_csv, url=s.source_url, expected_sha256=s.source_sha256)
-        inst.first_result = inst.run_job(INGEST_JOB)
+        inst.first_result = inst.run_job(MAIN_JOB, FAST_TRAINING)
         yield inst

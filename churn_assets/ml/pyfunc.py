@@ -6,6 +6,7 @@ MLflow); loading therefore needs this package importable, as it is in the servin
 """
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,7 +96,10 @@ def log_churn_model(
     MLflow enforces them when the model is called through `mlflow.pyfunc.load_model`.
     `pip_requirements` defaults to MLflow's own inference; `code_paths` ships source with the model.
     """
-    signature = infer_signature(raw_example, model.predict(None, raw_example))
+    with warnings.catch_warnings():
+        # The 0/1 churn_prediction column is an integer by design; MLflow's hint about NaN-able ints is noise.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(raw_example, model.predict(None, raw_example))
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=model,

@@ -65,8 +65,10 @@ class MlflowTracking(dg.ConfigurableResource):
         """A run nested under this Dagster run's parent run; it is the active MLflow run inside the block."""
         parent = self.parent_run_id(context)
         mlflow.set_tracking_uri(self.tracking_uri)
+        # Nested runs (this one, and the trials inside it) land in the active experiment.
+        mlflow.set_experiment(experiment_id=self.experiment_id())
         with (
-            mlflow.start_run(run_id=parent, experiment_id=self.experiment_id()),
+            mlflow.start_run(run_id=parent),
             mlflow.start_run(run_name=name, nested=True, tags=tags) as run,
         ):
             yield run

@@ -1,4 +1,4 @@
-"""The ingestion part of the graph on the real data set, materialized through Dagster in a temporary home."""
+"""The ingestion and dbt part of the graph on the real data set, materialized through Dagster in a temporary home."""
 
 from __future__ import annotations
 
@@ -20,49 +20,51 @@ def _materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dg.
     return event.materialization
 
 
-def test_dbt_build_on_real_data_passes_every_test(ingested: Installation) -> None:
-    result = ingested.first_result
+def test_dbt_build_on_real_data_passes_every_test(materialized: Installation) -> None:
+    result = materialized.first_result
     assert result.success
     checks = result.get_asset_check_evaluations()
     failed = [(c.asset_key.to_user_string(), c.check_name) for c in checks if not c.passed]
     assert failed == []
     dbt_checks = [c for c in checks if c.asset_key != RAW_CUSTOMERS and c.asset_key != RAW_REJECTED]
     assert len(dbt_checks) >= 60  # every data test of the three models ran as an asset check
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {
         "raw/customers",
         "staging/stg_customers",
         "marts/customer_features",
         "marts/training_set",
         "data_profile",
-    } <= materialized
+    } <= done
 
 
-def test_every_row_of_the_real_file_lands_and_one_feature_row_per_customer(ingested: Installation) -> None:
-    meta = _materialization(ingested.first_result, RAW_CUSTOMERS).metadata
+def test_every_row_of_the_real_file_lands_and_one_feature_row_per_customer(
+    materialized: Installation,
+) -> None:
+    meta = _materialization(materialized.first_result, RAW_CUSTOMERS).metadata
     assert meta["rows_accepted"].value == 7043
     assert meta["rows_rejected"].value == 0
-    assert _query(ingested, "select count(*) from raw.customers") == [(7043,)]
-    assert _query(ingested, "select count(*), count(distinct customer_id) from marts.customer_features") == [
-        (7043, 7043)
-    ]
+    assert _query(materialized, "select count(*) from raw.customers") == [(7043,)]
     assert _query(
-        ingested,
+        materialized, "select count(*), count(distinct customer_id) from marts.customer_features"
+    ) == [(7043, 7043)]
+    assert _query(
+        materialized,
         "select count(*), max(tenure_months) from staging.stg_customers where total_charges_was_blank",
     ) == [(11, 0)]
-    splits = dict(_query(ingested, "select split, count(*) from marts.training_set group by 1"))
+    splits = dict(_query(materialized, "select split, count(*) from marts.training_set group by 1"))
     assert set(splits) == {"train", "validation", "test"} and sum(splits.values()) == 7043
 
 
-def test_data_profile_is_written(ingested: Installation) -> None:
-    meta = _materialization(ingested.first_result, dg.AssetKey("data_profile")).metadata
+def test_data_profile_is_written(materialized: Installation) -> None:
+    meta = _materialization(materialized.first_result, dg.AssetKey("data_profile")).metadata
     assert meta["dagster/row_count"].value == 7043
     assert abs(meta["churn_rate"].value - 1869 / 7043) < 1e-9
     assert "7043" in meta["summary"].value.replace(",", "")
-    assert (ingested.settings.reports_dir / "data_profile").is_dir()
+    assert (materialized.settings.reports_dir / "data_profile").is_dir()
 
 
-def test_corrupted_batch_keeps_good_rows_and_next_file_loads(ingested: Installation, real_csv) -> None:
+def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Installation, real_csv) -> None:
     """Batches made at test time from the real file: corrupted lines, a non-CSV file, a good new batch."""
     lines = real_csv.read_text().splitlines()
     header, rows = lines[0], lines[1:]
@@ -76,13 +78,13 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(ingested: Installat
         .replace("Two year", "Fortnightly"),
         rows[4],
     ]
-    landing = ingested.settings.landing_dir
+    landing = materialized.settings.landing_dir
     (landing / "b1_corrupted.csv").write_text("\n".join([header, *corrupted]) + "\n")
     (landing / "b2_report.pdf").write_bytes(b"%PDF-1.7\n\xe2\xe3\xcf\xd3 binary")
     renamed = [f"NEW-{i:04d}{r[r.index(',') :]}" for i, r in enumerate(rows[:20])]
     (landing / "b3_new_customers.csv").write_text("\n".join([header, *renamed]) + "\n")
 
-    result = ingested.run_job(INGEST_JOB)
+    result = materialized.run_job(INGEST_JOB)
 
     assert result.success
     meta = _materialization(result, RAW_CUSTOMERS).metadata
@@ -93,17 +95,17 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(ingested: Installat
     assert not checks["no_refused_files"].passed
     assert checks["no_refused_files"].severity == dg.AssetCheckSeverity.WARN
     reasons = _query(
-        ingested,
+        materialized,
         "select _row_number, reason from raw.rejected_rows where _source_file = 'b1_corrupted.csv' order by 1",
     )
     assert [n for n, _ in reasons] == [3, 4, 5]
     assert reasons[0][1].startswith("expected 21 fields")
     assert reasons[1][1] == "MonthlyCharges: not a non-negative number '12x.4'"
     assert reasons[2][1] == "Contract: unknown value 'Fortnightly'"
-    refused = _query(ingested, "select reason from raw.landed_files where source_file = 'b2_report.pdf'")
+    refused = _query(materialized, "select reason from raw.landed_files where source_file = 'b2_report.pdf'")
     assert "not UTF-8" in refused[0][0]
-    assert _query(ingested, "select count(*) from marts.customer_features") == [(7043 + 20,)]
+    assert _query(materialized, "select count(*) from marts.customer_features") == [(7043 + 20,)]
 
-    again = ingested.run_job(INGEST_JOB)
+    again = materialized.run_job(INGEST_JOB)
     assert _materialization(again, RAW_CUSTOMERS).metadata["rows_accepted"].value == 0
-    assert _query(ingested, "select count(*) from raw.customers") == [(7043 + 22,)]
+    assert _query(materialized, "select count(*) from raw.customers") == [(7043 + 22,)]
