@@ -105,3 +105,17 @@ def plot_shap_summary(
     fig.colorbar(points, ax=ax, label="feature value (low → high)")
     fig.savefig(path, dpi=120)
     return Path(path)
+
+
+def row_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """Per-row contributions to the log-odds, shape (n_rows, n_features), for linear and XGBoost models.
+
+    Linear: standardised value x coefficient (the pipeline's scaler is applied first). XGBoost: TreeSHAP.
+    Other families (random forest) raise TypeError: they have no exact, cheap per-row attribution here.
+    """
+    pairs = _fitted_models(estimator, X)
+    if all(isinstance(model, xgboost.XGBModel) for model, _ in pairs):
+        return xgboost_contributions(estimator, X)[:, :-1]
+    if all(hasattr(model, "coef_") for model, _ in pairs):
+        return np.mean([Xm * np.ravel(model.coef_) for model, Xm in pairs], axis=0)
+    raise TypeError(f"no per-row attribution for {type(pairs[0][0]).__name__}")

@@ -1,0 +1,125 @@
+"""The in-process floor: what scoring costs with no HTTP, no JSON, no process hop.
+
+Every path is timed call by call with `time.perf_counter()`; warm-up calls are discarded. The champion is
+loaded once from the registry, exactly as the servers load it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import mlflow
+import numpy as np
+import pandas as pd
+
+from churn_assets.ml.matrix import feature_matrix
+from churn_assets.ml.pyfunc import REQUEST_RELATION
+
+
+@dataclass
+class FloorTiming:
+    """Per-call latency of one in-process path, in milliseconds."""
+
+    name: str
+    rows: int
+    calls: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+    def summary(self) -> dict[str, Any]:
+        return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Floor:
+    timings: list[FloorTiming]
+    expected_single: float  # churn probability of the single record
+    expected_batch: np.ndarray  # churn probabilities of the batch, in order
+    model_class: str
+
+    def get(self, name: str) -> FloorTiming:
+        return next(t for t in self.timings if t.name == name)
+
+
+def time_calls(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
+    """Seconds per call for `calls` calls after `warmup` discarded ones."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(calls, dtype=np.float64)
+    perf = time.perf_counter
+    for i in range(calls):
+        t0 = perf()
+        fn()
+        out[i] = perf() - t0
+    return out
+
+
+# Names used by the report (kept stable: the ratios refer to them).
+PROBA_1 = "predict_proba, 1 prepared row"
+SQL_1 = "feature SQL (DuckDB), 1 record -> matrix"
+FULL_1 = "full path, 1 record (frame + feature SQL + predict_proba)"
+PYFUNC_1 = "mlflow pyfunc .predict, 1 record (schema check + ChurnModel)"
+PROBA_N = "predict_proba, {n} prepared rows"
+FULL_N = "full path, {n} records"
+PYFUNC_N = "mlflow pyfunc .predict, {n} records"
+
+
+def measure_floor(
+    model_uri: str, record: dict[str, str], batch: Sequence[dict[str, str]], calls: int, batch_calls: int
+) -> Floor:
+    """Load `model_uri` and time the in-process paths on `record` and on `batch`."""
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    model = loaded.unwrap_python_model()
+    estimator, sql, columns = model.estimator, model.feature_sql, model.feature_columns
+    db = duckdb.connect()
+
+    def features(frame: pd.DataFrame) -> np.ndarray:
+        cursor = db.cursor()
+        try:
+            cursor.register(REQUEST_RELATION, frame)
+            return feature_matrix(cursor.sql(sql).pl(), columns)
+        finally:
+            cursor.close()
+
+    def full(records: Sequence[dict[str, str]]) -> np.ndarray:
+        return estimator.predict_proba(features(pd.DataFrame(list(records))))[:, 1]
+
+    one, n = [record], len(batch)
+    x1, xn = features(pd.DataFrame(one)), features(pd.DataFrame(list(batch)))
+    frame1, frame_n = pd.DataFrame(one), pd.DataFrame(list(batch))
+    expected_single = float(loaded.predict(frame1)["churn_probability"].iloc[0])
+    expected_batch = loaded.predict(frame_n)["churn_probability"].to_numpy(dtype=np.float64)
+    if not np.allclose(full(one), expected_single) or not np.allclose(full(batch), expected_batch):
+        raise RuntimeError("the floor's own path disagrees with the registered pyfunc")
+
+    warm, warm_n = max(calls // 10, 20), max(batch_calls // 10, 3)
+    paths: list[tuple[str, int, Callable[[], object], int, int]] = [
+        (PROBA_1, 1, lambda: estimator.predict_proba(x1), calls, warm),
+        (SQL_1, 1, lambda: features(pd.DataFrame(one)), calls, warm),
+        (FULL_1, 1, lambda: full(one), calls, warm),
+        (PYFUNC_1, 1, lambda: loaded.predict(pd.DataFrame(one)), calls, warm),
+        (PROBA_N.format(n=n), n, lambda: estimator.predict_proba(xn), batch_calls, warm_n),
+        (FULL_N.format(n=n), n, lambda: full(batch), batch_calls, warm_n),
+        (PYFUNC_N.format(n=n), n, lambda: loaded.predict(pd.DataFrame(list(batch))), batch_calls, warm_n),
+    ]
+    timings = []
+    for name, rows, fn, count, warmup in paths:
+        ms = time_calls(fn, count, warmup) * 1e3
+        timings.append(
+            FloorTiming(
+                name=name,
+                rows=rows,
+                calls=count,
+                p50_ms=float(np.percentile(ms, 50)),
+                p99_ms=float(np.percentile(ms, 99)),
+                mean_ms=float(ms.mean()),
+            )
+        )
+    db.close()
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return Floor(timings, expected_single, expected_batch, type(final).__name__)

@@ -1,0 +1,1 @@
+"""LitServe prediction server for the registry's `champion` model."""

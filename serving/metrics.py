@@ -1,0 +1,48 @@
+"""Prometheus metrics, correct across LitServe's processes (prometheus-client multiprocess mode).
+
+PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported anywhere; `serving.server`
+sets it from the settings before importing this module, and the spawned workers inherit it.
+"""
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter(
+    "churn_requests_total", "HTTP requests by endpoint and status code", ["endpoint", "status"]
+)
+LATENCY = Histogram(
+    "churn_request_latency_seconds",
+    "HTTP request latency by endpoint",
+    ["endpoint"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZE = Histogram(
+    "churn_batch_size", "Records per scored request", buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
+)
+PROBABILITY = Histogram(
+    "churn_prediction_probability", "Served churn probabilities", buckets=[i / 10 for i in range(1, 11)]
+)
+PREDICTIONS = Counter("churn_predictions_total", "Served predictions by decision", ["decision"])
+MODEL_VERSION = Gauge(
+    "churn_model_version_info",
+    "1 for the model version a worker serves",
+    ["name", "version"],
+    multiprocess_mode="liveall",
+)
+MODEL_LOAD_FAILURES = Counter(
+    "churn_model_load_failures_total", "Model versions refused because they failed to load"
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text aggregated over every process that wrote to PROMETHEUS_MULTIPROC_DIR."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,268 @@
+"""The LitServe server: two scoring APIs on worker processes, plus health, model info, metrics and docs.
+
+Workers (spawned by LitServe) each hold a ModelStore that follows the registry alias; the API-server
+processes never load a model: they validate, route, count, and read the workers' status files.
+"""
+
+import hmac
+import json
+import logging
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Header, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ConfigDict, Field, RootModel
+
+from serving.config import ServeSettings
+
+SETTINGS = ServeSettings()
+# prometheus_client reads this at import: set it before serving.metrics (and edge) import it.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(SETTINGS.metrics_dir))
+SETTINGS.metrics_dir.mkdir(parents=True, exist_ok=True)
+
+import litserve as ls  # noqa: E402
+
+from serving import metrics  # noqa: E402
+from serving.edge import EdgeMiddleware, validation_error_handler  # noqa: E402
+from serving.model_store import LoadedModel, ModelStore  # noqa: E402
+from serving.prediction_log import PredictionLog  # noqa: E402
+from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction  # noqa: E402
+
+log = logging.getLogger("serving")
+
+
+class BatchRequest(
+    RootModel[Annotated[list[CustomerRecord], Field(min_length=1, max_length=SETTINGS.batch_limit)]]
+):
+    """A non-empty list of records, at most CHURN_BATCH_LIMIT of them (over it: 413). Module level: it is
+    pickled to the workers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE]]})
+
+
+TOP_FEATURES = 5
+
+
+def risk_band(probability: float, threshold: float) -> str:
+    """high: at or over the decision threshold; medium: over half of it; low: the rest."""
+    if probability >= threshold:
+        return "high"
+    return "medium" if probability >= threshold / 2 else "low"
+
+
+class _ScoringAPI(ls.LitAPI):
+    """Shared by /predict and /batch-predict: score raw records with the served model's feature SQL."""
+
+    def setup(self, device: str) -> None:
+        self.settings = ServeSettings()
+        self._served_version: str | None = None
+        self.status_file = self.settings.status_dir / f"{self.api_path.strip('/')}-{os.getpid()}.json"
+        self.prediction_log = PredictionLog(
+            self.settings.prediction_log_dir, self.settings.log_flush_s, self.settings.log_flush_rows
+        )
+        self.store = ModelStore(
+            str(self.settings.paths.mlflow_tracking_uri),
+            self.settings.model_name,
+            self.settings.model_alias,
+            self.settings.model_poll_s,
+            on_event=self._on_model_event,
+        )
+        self.store.refresh()
+        self.store.start_polling()
+
+    def _on_model_event(self, kind: str, detail: str) -> None:
+        if kind == "load_failed":
+            metrics.MODEL_LOAD_FAILURES.inc()
+        if kind == "loaded":
+            if self._served_version is not None:
+                metrics.MODEL_VERSION.labels(self.settings.model_name, self._served_version).set(0)
+            metrics.MODEL_VERSION.labels(self.settings.model_name, detail).set(1)
+            self._served_version = detail
+        current = self.store.current
+        status = {
+            "pid": os.getpid(),
+            "api_path": self.api_path,
+            "model": current.info | {"loaded_at": current.loaded_at} if current else None,
+            "last_error": self.store.last_error,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status))
+        tmp.replace(self.status_file)
+
+    def authorize(
+        self,
+        x_api_key: str | None = Header(None, alias="X-API-Key"),
+        authorization: str | None = Header(None),
+    ) -> None:
+        expected = SETTINGS.api_key
+        if expected is None:
+            return
+        given = x_api_key or (
+            authorization[7:] if authorization and authorization.startswith("Bearer ") else None
+        )
+        if not given:
+            raise HTTPException(401, "API key required: send it as X-API-Key or Authorization: Bearer")
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise HTTPException(403, "API key not accepted")
+
+    def score(self, records: list[dict[str, Any]]) -> tuple[LoadedModel, list[dict[str, Any]], str]:
+        model = self.store.current
+        if model is None:
+            raise HTTPException(503, f"no model loaded yet: {self.store.last_error}")
+        request_id = uuid.uuid4().hex
+        ids, matrix = model.features(records)
+        proba = model.probabilities(matrix)
+        explain = [i for i, r in enumerate(records) if r.get("explain")]
+        contributions = None
+        if explain:
+            try:
+                contributions = model.contributions(matrix[explain])
+            except TypeError as exc:
+                raise HTTPException(422, f"explain is not available for this model: {exc}") from exc
+        threshold = model.model.threshold
+        predictions, logged = [], []
+        now = datetime.now(UTC)
+        for i, (customer_id, p) in enumerate(zip(ids, proba.tolist(), strict=True)):
+            prediction = {
+                "customerID": records[i].get("customerID"),
+                "churn_probability": p,
+                "churn": p >= threshold,
+                "risk_band": risk_band(p, threshold),
+                "model_version": model.version,
+                "request_id": request_id,
+            }
+            if contributions is not None and i in explain:
+                row = contributions[explain.index(i)]
+                top = sorted(range(len(row)), key=lambda j: -abs(row[j]))[:TOP_FEATURES]
+                names = model.model.feature_columns
+                prediction["top_features"] = [
+                    {"feature": names[j], "value": float(matrix[i, j]), "contribution": float(row[j])}
+                    for j in top
+                ]
+            predictions.append(prediction)
+            logged.append(
+                {
+                    "request_id": request_id,
+                    "served_at": now,
+                    "endpoint": self.api_path,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "customer_id": customer_id,
+                    "record": json.dumps({k: v for k, v in records[i].items() if k != "explain"}),
+                    "features": json.dumps(
+                        dict(zip(model.model.feature_columns, matrix[i].tolist(), strict=True))
+                    ),
+                    "churn_probability": p,
+                    "churn": p >= threshold,
+                }
+            )
+        self.prediction_log.append(logged)
+        metrics.BATCH_SIZE.observe(len(records))
+        for p in proba:
+            metrics.PROBABILITY.observe(p)
+        decided = int((proba >= threshold).sum())
+        metrics.PREDICTIONS.labels("churn").inc(decided)
+        metrics.PREDICTIONS.labels("stay").inc(len(records) - decided)
+        return model, predictions, request_id
+
+
+class PredictAPI(_ScoringAPI):
+    def decode_request(self, request: CustomerRecord) -> dict[str, Any]:
+        return request.model_dump()
+
+    def predict(self, record: dict[str, Any]) -> dict[str, Any]:
+        _, predictions, _ = self.score([record])
+        return predictions[0]
+
+    def encode_response(self, output: dict[str, Any]) -> Prediction:
+        return output
+
+
+class BatchPredictAPI(_ScoringAPI):
+    def decode_request(self, request: BatchRequest) -> list[dict[str, Any]]:
+        return [record.model_dump() for record in request.root]
+
+    def predict(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        model, predictions, request_id = self.score(records)
+        return {"predictions": predictions, "model_version": model.version, "request_id": request_id}
+
+    def encode_response(self, output: dict[str, Any]) -> BatchPrediction:
+        return output
+
+
+def worker_statuses(settings: ServeSettings) -> list[dict[str, Any]]:
+    statuses = []
+    for path in sorted(settings.status_dir.glob("*.json")):
+        try:
+            statuses.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # being replaced right now
+    return statuses
+
+
+def build_server(settings: ServeSettings) -> ls.LitServer:
+    apis = [PredictAPI(api_path="/predict"), BatchPredictAPI(api_path="/batch-predict")]
+    server = ls.LitServer(
+        apis,
+        accelerator="cpu",
+        workers_per_device=settings.serve_workers,
+        timeout=settings.request_timeout_s,
+        healthcheck_path="/litserve/health",
+        info_path="/litserve/info",
+        middlewares=[EdgeMiddleware],
+    )
+    app = server.app
+    app.add_exception_handler(RequestValidationError, validation_error_handler(settings.batch_limit))
+
+    @app.get("/metrics", tags=["operations"])
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics of all API-server and worker processes."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/health", tags=["operations"])
+    def health() -> JSONResponse:
+        """Liveness and readiness: 503 with the reason until every scoring API has a loaded model."""
+        statuses = worker_statuses(settings)
+        missing = []
+        for api in apis:
+            loaded = [s for s in statuses if s["api_path"] == api.api_path and s["model"]]
+            if not loaded:
+                errors = {
+                    s["last_error"] for s in statuses if s["api_path"] == api.api_path and s["last_error"]
+                }
+                missing.append(f"{api.api_path}: " + ("; ".join(sorted(errors)) or "workers starting"))
+        if missing:
+            return JSONResponse({"status": "not ready", "reason": " | ".join(missing)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/model-info", tags=["operations"])
+    def model_info() -> JSONResponse:
+        """The model the workers serve: name, version, run, trained-at, data version, metrics, threshold."""
+        statuses = [s for s in worker_statuses(settings) if s["model"]]
+        if not statuses:
+            raise HTTPException(503, "no model loaded yet")
+        versions = sorted({s["model"]["version"] for s in statuses}, key=int)
+        newest = max(statuses, key=lambda s: int(s["model"]["version"]))["model"]
+        errors = sorted({s["last_error"] for s in worker_statuses(settings) if s["last_error"]})
+        return JSONResponse({**newest, "versions_served": versions, "load_errors": errors})
+
+    return server
+
+
+def main() -> None:
+    settings = SETTINGS
+    for directory in (settings.metrics_dir, settings.status_dir):  # state of a previous server
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True, exist_ok=True)
+    server = build_server(settings)
+    server.run(
+        host=settings.serve_host, port=settings.serve_port, generate_client_file=False, log_level="warning"
+    )
