@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen --no-sync
 export CHURN_HOME ?= $(CURDIR)/data
 
-.PHONY: install manifest run test lint format ui mlflow-ui
+.PHONY: install manifest run test lint format ui serve mlflow-ui
 
 # Bootstrap uv with pip if the machine lacks it, then install exactly what uv.lock says.
 .venv/.installed: pyproject.toml uv.lock
@@ -36,6 +36,10 @@ format: install
 
 ui: manifest
 	$(RUN) churn ui
+
+# Prediction server for the registry's champion, port CHURN_SERVE_PORT (default 8000).
+serve: install
+	$(RUN) python -m serving
 
 # MLflow UI on the same tracking store (parent runs, nested trials, registered model and aliases).
 mlflow-ui: install

@@ -15,8 +15,8 @@ import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from churn_assets.ml.matrix import feature_matrix
 from churn_assets.ml.pyfunc import REQUEST_RELATION
 
 
@@ -41,6 +41,8 @@ class Floor:
     expected_single: float  # churn probability of the single record
     expected_batch: np.ndarray  # churn probabilities of the batch, in order
     model_class: str
+    features: int
+    threshold: float
 
     def get(self, name: str) -> FloorTiming:
         return next(t for t in self.timings if t.name == name)
@@ -61,9 +63,11 @@ def time_calls(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
 
 # Names used by the report (kept stable: the ratios refer to them).
 PROBA_1 = "predict_proba, 1 prepared row"
-SQL_1 = "feature SQL (DuckDB), 1 record -> matrix"
-FULL_1 = "full path, 1 record (frame + feature SQL + predict_proba)"
-PYFUNC_1 = "mlflow pyfunc .predict, 1 record (schema check + ChurnModel)"
+PLAN_1 = "DuckDB planning only (EXPLAIN of the feature SQL)"
+SQL_1 = "feature SQL (DuckDB, Arrow in, numpy out), 1 record"
+FULL_1 = "full path, 1 record (feature SQL + predict_proba)"
+CHURN_1 = "ChurnModel.predict, 1 record (pandas in, polars out)"
+PYFUNC_1 = "mlflow pyfunc .predict, 1 record (+ schema enforcement)"
 PROBA_N = "predict_proba, {n} prepared rows"
 FULL_N = "full path, {n} records"
 PYFUNC_N = "mlflow pyfunc .predict, {n} records"
@@ -72,41 +76,51 @@ PYFUNC_N = "mlflow pyfunc .predict, {n} records"
 def measure_floor(
     model_uri: str, record: dict[str, str], batch: Sequence[dict[str, str]], calls: int, batch_calls: int
 ) -> Floor:
-    """Load `model_uri` and time the in-process paths on `record` and on `batch`."""
+    """Load `model_uri` and time the in-process paths on `record` and on `batch`.
+
+    The floor's feature path is the cheapest faithful one: the records as an Arrow table of strings,
+    the model's own feature SQL, `fetchnumpy()` into a float matrix in `feature_columns` order. It is
+    checked against the registered pyfunc's probabilities before anything is timed.
+    """
     loaded = mlflow.pyfunc.load_model(model_uri)
     model = loaded.unwrap_python_model()
-    estimator, sql, columns = model.estimator, model.feature_sql, model.feature_columns
+    estimator, sql, columns = model.estimator, model.feature_sql, list(model.feature_columns)
+    raw_columns = list(getattr(model, "raw_columns", record.keys()))
     db = duckdb.connect()
 
-    def features(frame: pd.DataFrame) -> np.ndarray:
+    def features(records: Sequence[dict[str, str]]) -> np.ndarray:
+        table = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in raw_columns})
         cursor = db.cursor()
         try:
-            cursor.register(REQUEST_RELATION, frame)
-            return feature_matrix(cursor.sql(sql).pl(), columns)
+            cursor.register(REQUEST_RELATION, table)
+            result = cursor.execute(sql).fetchnumpy()
         finally:
             cursor.close()
+        return np.column_stack([np.asarray(result[c], dtype=np.float64) for c in columns])
 
     def full(records: Sequence[dict[str, str]]) -> np.ndarray:
-        return estimator.predict_proba(features(pd.DataFrame(list(records))))[:, 1]
+        return estimator.predict_proba(features(records))[:, 1]
 
     one, n = [record], len(batch)
-    x1, xn = features(pd.DataFrame(one)), features(pd.DataFrame(list(batch)))
-    frame1, frame_n = pd.DataFrame(one), pd.DataFrame(list(batch))
-    expected_single = float(loaded.predict(frame1)["churn_probability"].iloc[0])
-    expected_batch = loaded.predict(frame_n)["churn_probability"].to_numpy(dtype=np.float64)
+    x1, xn = features(one), features(batch)
+    expected_single = float(loaded.predict(pd.DataFrame(one))["churn_probability"].iloc[0])
+    expected_batch = loaded.predict(pd.DataFrame(list(batch)))["churn_probability"].to_numpy(dtype=np.float64)
     if not np.allclose(full(one), expected_single) or not np.allclose(full(batch), expected_batch):
         raise RuntimeError("the floor's own path disagrees with the registered pyfunc")
 
     warm, warm_n = max(calls // 10, 20), max(batch_calls // 10, 3)
     paths: list[tuple[str, int, Callable[[], object], int, int]] = [
         (PROBA_1, 1, lambda: estimator.predict_proba(x1), calls, warm),
-        (SQL_1, 1, lambda: features(pd.DataFrame(one)), calls, warm),
+        (PLAN_1, 1, lambda: db.execute("explain " + sql).fetchall(), calls, warm),
+        (SQL_1, 1, lambda: features(one), calls, warm),
         (FULL_1, 1, lambda: full(one), calls, warm),
+        (CHURN_1, 1, lambda: model.predict(None, pd.DataFrame(one)), calls, warm),
         (PYFUNC_1, 1, lambda: loaded.predict(pd.DataFrame(one)), calls, warm),
         (PROBA_N.format(n=n), n, lambda: estimator.predict_proba(xn), batch_calls, warm_n),
         (FULL_N.format(n=n), n, lambda: full(batch), batch_calls, warm_n),
         (PYFUNC_N.format(n=n), n, lambda: loaded.predict(pd.DataFrame(list(batch))), batch_calls, warm_n),
     ]
+    db.register(REQUEST_RELATION, pa.table({c: pa.array([record.get(c)], pa.string()) for c in raw_columns}))
     timings = []
     for name, rows, fn, count, warmup in paths:
         ms = time_calls(fn, count, warmup) * 1e3
@@ -122,4 +136,6 @@ def measure_floor(
         )
     db.close()
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    return Floor(timings, expected_single, expected_batch, type(final).__name__)
+    return Floor(
+        timings, expected_single, expected_batch, type(final).__name__, len(columns), float(model.threshold)
+    )

@@ -24,8 +24,7 @@ RESPONSE = (
 
 class NullProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         self.buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:

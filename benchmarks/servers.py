@@ -8,6 +8,7 @@ pipe nobody reads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -144,8 +145,6 @@ class ManagedServer:
             else:
                 continue
             break
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
         self.proc = None
