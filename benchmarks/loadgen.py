@@ -4,8 +4,8 @@
 previous response (closed loop, no pipelining). A level runs `warmup` discarded requests, then at most
 `requests` measured ones, and stops sending when `max_seconds` have passed; a request in flight is bounded
 by `timeout`. Latency is `time.perf_counter()` from just before the request bytes are written to just after
-the last body byte is read, so it includes the client's own event-loop time: `client_cpu_us` (process CPU
-per measured request) says how large that share is. uvloop is used when importable (it ships with
+the last body byte is read, so it includes the client's own event-loop time: `client_cpu_us` (CPU of the
+event-loop thread, which does all the client's work, per measured request) says how large that share is. uvloop is used when importable (it ships with
 uvicorn's standard extras); otherwise the stdlib loop.
 """
 
@@ -129,7 +129,7 @@ class LevelResult:
 
     @property
     def client_cpu_us(self) -> float:
-        """Client process CPU per completed request (µs): the load generator's own cost."""
+        """Client CPU (event-loop thread) per completed request (µs): the load generator's own cost."""
         done = self.ok + self.error_count
         return 1e6 * self.client_cpu_s / done if done else float("nan")
 
@@ -212,9 +212,9 @@ async def _run_level(
         await _phase(conns, raw, warmup, time.perf_counter() + max_seconds, timeout, check, None, warm_errors)
         latencies: list[float] = []
         errors: Counter[str] = Counter()
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        cpu0, t0 = time.thread_time(), time.perf_counter()
         cut = await _phase(conns, raw, requests, t0 + max_seconds, timeout, check, latencies, errors)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     finally:
         for c in conns:
             c.close()

@@ -57,6 +57,9 @@ import numpy as np
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_ROOT))  # churn_assets, when run from elsewhere
+# Nothing leaves 127.0.0.1: MLflow 3 otherwise sends usage telemetry (set before mlflow is imported).
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+os.environ.update(NO_TELEMETRY)
 
 import floor as floor_mod  # noqa: E402
 import loadgen  # noqa: E402
@@ -170,10 +173,11 @@ class ServerResult:
 
 
 def base_env() -> dict[str, str]:
+    """The environment servers inherit: ours minus an API key and stale locations, telemetry off."""
     env = dict(os.environ)
     for name in ("CHURN_API_KEY", "MLFLOW_TRACKING_URI", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
-    return env
+    return env | NO_TELEMETRY
 
 
 def mlflow_server(model_uri: str, tracking_uri: str, workers: int) -> Callable[[int, Path], ManagedServer]:

@@ -53,7 +53,10 @@ def _blank_to_none(value: Any) -> Any:
 
 
 def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
+    if isinstance(value, str):
+        value.encode("utf-8")  # lone surrogates from JSON escapes cannot be stored or logged
+        return value.strip()
+    return value
 
 
 Text = Annotated[str, BeforeValidator(_strip)]
@@ -107,7 +110,8 @@ class CustomerRecord(BaseModel):
     PaymentMethod: PaymentMethod
     MonthlyCharges: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
     TotalCharges: Annotated[
-        Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_blank_to_none)
+        Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] | None,
+        BeforeValidator(_blank_to_none),
     ] = Field(None, description="Blank or null for a customer in the first month, as in the data set.")
     explain: bool = Field(
         False, description="Also return the top contributing features (same as ?explain=true)."

@@ -26,6 +26,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(SETTINGS.metrics_dir))
 SETTINGS.metrics_dir.mkdir(parents=True, exist_ok=True)
 
 import litserve as ls  # noqa: E402
+import numpy as np  # noqa: E402
 
 from serving import metrics  # noqa: E402
 from serving.edge import EdgeMiddleware, validation_error_handler  # noqa: E402
@@ -118,6 +119,20 @@ class _ScoringAPI(ls.LitAPI):
             raise HTTPException(503, f"no model loaded yet: {self.store.last_error}")
         request_id = uuid.uuid4().hex
         ids, matrix = model.features(records)
+        if not np.isfinite(matrix).all():
+            rows = sorted({int(i) for i in np.argwhere(~np.isfinite(matrix))[:, 0]})
+            message = "yields non-finite features: charges outside any range the model knows"
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["body", row] if self.batch_input else ["body"],
+                        "msg": message,
+                        "type": "value_error",
+                    }
+                    for row in rows
+                ],
+            )
         proba = model.probabilities(matrix)
         explain = [i for i, r in enumerate(records) if r.get("explain")]
         contributions = None
@@ -174,6 +189,8 @@ class _ScoringAPI(ls.LitAPI):
 
 
 class PredictAPI(_ScoringAPI):
+    batch_input = False
+
     def decode_request(self, request: CustomerRecord) -> dict[str, Any]:
         return request.model_dump()
 
@@ -186,6 +203,8 @@ class PredictAPI(_ScoringAPI):
 
 
 class BatchPredictAPI(_ScoringAPI):
+    batch_input = True
+
     def decode_request(self, request: BatchRequest) -> list[dict[str, Any]]:
         return [record.model_dump() for record in request.root]
 
@@ -219,6 +238,9 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
         middlewares=[EdgeMiddleware],
     )
     app = server.app
+    for route in app.routes:  # LitServe's own plain-text routes; /health and /model-info are ours
+        if getattr(route, "path", "") in ("/", "/litserve/health", "/litserve/info"):
+            route.include_in_schema = False
     app.add_exception_handler(RequestValidationError, validation_error_handler(settings.batch_limit))
 
     @app.get("/metrics", tags=["operations"])
