@@ -333,6 +333,7 @@ class Report:
     command: str
     machine: dict[str, Any]
     busy_before: float
+    busy_after: float
     model: dict[str, Any]
     record_id: str
     batch_rows: int
@@ -342,97 +343,82 @@ class Report:
     wall_s: float = math.nan
 
     def ratios(self) -> list[tuple[str, str, str]]:
-        """(what, value, target verdict) rows."""
-        ours, ml, null = self.servers.get("ours"), self.servers.get("mlflow"), self.servers.get("null")
+        """(comparison, measured, target and verdict) rows; a row is left out when its inputs are missing."""
         rows: list[tuple[str, str, str]] = []
-        ok_ours = ours is not None and ours.status == "ok"
-        ok_ml = ml is not None and ml.status == "ok"
-        full1 = self.floor.get(floor_mod.FULL_1) if self.floor else None
-        full_n = self.floor.get(floor_mod.FULL_N.format(n=self.batch_rows)) if self.floor else None
-        pyfunc1 = self.floor.get(floor_mod.PYFUNC_1) if self.floor else None
-        o1, o8 = (ours.level(1), ours.level(8)) if ok_ours else (None, None)
-        m1, m8 = (ml.level(1), ml.level(8)) if ok_ml else (None, None)
+
+        def add(what: str, value: str, target: str = "") -> None:
+            rows.append((what, value, target))
+
+        def ok(key: str) -> ServerResult | None:
+            res = self.servers.get(key)
+            return res if res is not None and res.status == "ok" else None
+
+        ours, ml, null = ok("ours"), ok("mlflow"), ok("null")
+        fl = self.floor
+        full1 = fl.get(floor_mod.FULL_1) if fl else None
+        full_n = fl.get(floor_mod.FULL_N.format(n=self.batch_rows)) if fl else None
+        pyfunc1 = fl.get(floor_mod.PYFUNC_1) if fl else None
+        o1, o8 = (ours.level(1), ours.level(8)) if ours else (None, None)
+        m1, m8 = (ml.level(1), ml.level(8)) if ml else (None, None)
+        ob, mb = (ours.batch if ours else None), (ml.batch if ml else None)
+
         if o1:
-            rows.append(
-                (
-                    "ours p50 at c=1",
-                    f"{f2(o1.pct(50))} ms",
-                    f"<= {TARGET_P50_MS:g} ms: {verdict(o1.pct(50) <= TARGET_P50_MS)}",
-                )
+            p50 = o1.pct(50)
+            add(
+                "ours p50 at c=1",
+                f"{f2(p50)} ms",
+                f"<= {TARGET_P50_MS:g} ms: {verdict(p50 <= TARGET_P50_MS)}",
             )
         if o8 and m8:
             r = ratio(o8.rps, m8.rps)
-            rows.append(
-                (
-                    "ours / mlflow serve, req/s at c=8",
-                    f"{f2(r)}x ({f2(o8.rps, 0)} vs {f2(m8.rps, 0)})",
-                    f">= {TARGET_RPS_RATIO:g}x: {verdict(r >= TARGET_RPS_RATIO)}",
-                )
+            add(
+                "ours / mlflow serve, req/s at c=8",
+                f"{f2(r)}x ({f2(o8.rps, 0)} vs {f2(m8.rps, 0)})",
+                f">= {TARGET_RPS_RATIO:g}x: {verdict(r >= TARGET_RPS_RATIO)}",
             )
-            r99 = ratio(o8.pct(99), m8.pct(99))
-            rows.append(
-                (
-                    "ours / mlflow serve, p99 at c=8",
-                    f"{f2(r99)} ({f2(o8.pct(99))} vs {f2(m8.pct(99))} ms)",
-                    f"< 1: {verdict(r99 < 1)}",
-                )
+            r = ratio(o8.pct(99), m8.pct(99))
+            add(
+                "ours / mlflow serve, p99 at c=8",
+                f"{f2(r)} ({f2(o8.pct(99))} vs {f2(m8.pct(99))} ms)",
+                f"< 1: {verdict(r < 1)}",
             )
         if o1 and m1:
-            rows.append(
-                (
-                    "ours / mlflow serve, p50 at c=1",
-                    f"{f2(ratio(o1.pct(50), m1.pct(50)))} ({f2(o1.pct(50))} vs {f2(m1.pct(50))} ms)",
-                    "",
-                )
+            r = ratio(o1.pct(50), m1.pct(50))
+            add("ours / mlflow serve, p50 at c=1", f"{f2(r)} ({f2(o1.pct(50))} vs {f2(m1.pct(50))} ms)")
+        if ob:
+            p50 = ob.pct(50)
+            add(
+                f"ours {self.batch_rows:,}-row batch p50",
+                f"{f2(p50)} ms",
+                f"<= {TARGET_BATCH_P50_MS:g} ms: {verdict(p50 <= TARGET_BATCH_P50_MS)}",
             )
-        if ok_ours and ours.batch:
-            rows.append(
-                (
-                    "ours 1,000-row batch p50",
-                    f"{f2(ours.batch.pct(50))} ms",
-                    f"<= {TARGET_BATCH_P50_MS:g} ms: {verdict(ours.batch.pct(50) <= TARGET_BATCH_P50_MS)}",
-                )
-            )
-            if ok_ml and ml.batch:
-                rows.append(
-                    (
-                        "ours / mlflow serve, batch p50",
-                        f"{f2(ratio(ours.batch.pct(50), ml.batch.pct(50)))} ({f2(ours.batch.pct(50))} vs {f2(ml.batch.pct(50))} ms)",
-                        "",
-                    )
-                )
-            if full_n:
-                rows.append(
-                    (
-                        "ours batch p50 / floor full path (1,000 rows)",
-                        f"{f2(ratio(ours.batch.pct(50), full_n.p50_ms))}x (+{f2(ours.batch.pct(50) - full_n.p50_ms)} ms)",
-                        "",
-                    )
-                )
+        if ob and mb:
+            r = ratio(ob.pct(50), mb.pct(50))
+            add("ours / mlflow serve, batch p50", f"{f2(r)} ({f2(ob.pct(50))} vs {f2(mb.pct(50))} ms)")
         if o1 and full1:
-            rows.append(
-                (
-                    "ours p50 c=1 / floor full path (1 record)",
-                    f"{f2(ratio(o1.pct(50), full1.p50_ms))}x ({f2(o1.pct(50) - full1.p50_ms)} ms over {f2(full1.p50_ms)} ms)",
-                    "",
-                )
+            extra = o1.pct(50) - full1.p50_ms
+            add(
+                "ours p50 c=1 / floor full path, 1 record",
+                f"{f2(ratio(o1.pct(50), full1.p50_ms))}x ({extra:+.2f} ms over {f2(full1.p50_ms)} ms)",
+            )
+        if ob and full_n:
+            extra = ob.pct(50) - full_n.p50_ms
+            add(
+                f"ours batch p50 / floor full path, {self.batch_rows:,} records",
+                f"{f2(ratio(ob.pct(50), full_n.p50_ms))}x ({extra:+.2f} ms over {f2(full_n.p50_ms)} ms)",
             )
         if m1 and pyfunc1:
-            rows.append(
-                (
-                    "mlflow serve p50 c=1 / floor pyfunc.predict (1 record)",
-                    f"{f2(ratio(m1.pct(50), pyfunc1.p50_ms))}x ({f2(m1.pct(50) - pyfunc1.p50_ms)} ms over {f2(pyfunc1.p50_ms)} ms)",
-                    "",
-                )
+            extra = m1.pct(50) - pyfunc1.p50_ms
+            add(
+                "mlflow serve p50 c=1 / floor pyfunc.predict, 1 record",
+                f"{f2(ratio(m1.pct(50), pyfunc1.p50_ms))}x ({extra:+.2f} ms over {f2(pyfunc1.p50_ms)} ms)",
             )
-        if null and null.status == "ok" and null.levels:
+        if null and null.levels:
             best = max(null.levels, key=lambda lv: lv.rps)
-            rows.append(
-                (
-                    "client ceiling (null server)",
-                    f"{f2(best.rps, 0)} req/s at c={best.concurrency}, {f2(min(lv.client_cpu_us for lv in null.levels), 0)}-{f2(max(lv.client_cpu_us for lv in null.levels), 0)} µs client CPU/request",
-                    "",
-                )
+            cpu = [lv.client_cpu_us for lv in null.levels]
+            add(
+                "client ceiling (null server)",
+                f"{f2(best.rps, 0)} req/s at c={best.concurrency}; {f2(min(cpu), 0)}-{f2(max(cpu), 0)} µs client CPU/request",
             )
         return rows
 
@@ -445,23 +431,23 @@ class Report:
                 lines.append(f"  {t.name:<66} {t.p50_ms:8.3f} {t.p99_ms:8.3f} {t.mean_ms:8.3f} {t.calls:6d}")
         lines.append("\nSingle record over HTTP (latency ms)")
         lines.append(
-            f"  {'server':<22} {'c':>3} {'ok':>6} {'err':>4} {'req/s':>8} {'p50':>7} {'p95':>7} {'p99':>7} {'client µs/req':>14}"
+            f"  {'server':<28} {'c':>3} {'ok':>6} {'err':>4} {'req/s':>8} {'p50':>7} {'p95':>7} {'p99':>7} {'client µs/req':>14}"
         )
         for res in self.servers.values():
             if res.status != "ok":
                 lines.append(
-                    f"  {res.label:<22} {res.status}: {res.detail.splitlines()[0] if res.detail else ''}"
+                    f"  {res.label:<28} {res.status}: {res.detail.splitlines()[0] if res.detail else ''}"
                 )
             for lv in res.levels:
                 lines.append(
-                    f"  {res.label:<22} {lv.concurrency:>3} {lv.ok:>6} {lv.error_count:>4} {lv.rps:8.1f} {lv.pct(50):7.2f} {lv.pct(95):7.2f} {lv.pct(99):7.2f} {lv.client_cpu_us:14.0f}"
+                    f"  {res.label:<28} {lv.concurrency:>3} {lv.ok:>6} {lv.error_count:>4} {lv.rps:8.1f} {lv.pct(50):7.2f} {lv.pct(95):7.2f} {lv.pct(99):7.2f} {lv.client_cpu_us:14.0f}"
                 )
         lines.append(f"\n{self.batch_rows:,}-record batch at c=1 (latency ms)")
         for res in self.servers.values():
             if res.batch:
                 b = res.batch
                 lines.append(
-                    f"  {res.label:<22} {b.ok:>4} ok {b.error_count:>3} err  p50 {b.pct(50):8.2f}  p99 {b.pct(99):8.2f}  {self.batch_rows * b.rps:10,.0f} rows/s"
+                    f"  {res.label:<28} {b.ok:>4} ok {b.error_count:>3} err  p50 {b.pct(50):8.2f}  p99 {b.pct(99):8.2f}  {self.batch_rows * b.rps:10,.0f} rows/s"
                 )
         lines.append("\nRatios and targets")
         for what, value, target in self.ratios():
@@ -484,7 +470,8 @@ class Report:
             "* **Packages:** "
             + ", ".join(f"{k} {v}" for k, v in pk.items())
             + f"; client loop {loadgen.LOOP_NAME}",
-            f"* **Background load before the run:** {f2(100 * self.busy_before, 0)} % of the CPU busy (2 s sample)",
+            f"* **Background load (other processes):** {f2(100 * self.busy_before, 0)} % of the CPU busy before the run, "
+            f"{f2(100 * self.busy_after, 0)} % after (2 s samples)",
             f"* **Model:** `models:/{MODEL_NAME}@{MODEL_ALIAS}` = version {self.model.get('version')} "
             f"({self.model.get('estimator')}, {self.model.get('features')} features, threshold {f2(self.model.get('threshold', math.nan), 3)})",
             f"* **Request:** record `{self.record_id}` from the CSV (strings, as in the file); batch = the file's first "
@@ -556,6 +543,7 @@ class Report:
             "wall_s": round(self.wall_s, 1),
             "machine": self.machine,
             "busy_before": self.busy_before,
+            "busy_after": self.busy_after,
             "model": self.model,
             "record_id": self.record_id,
             "batch_rows": self.batch_rows,
@@ -752,12 +740,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             results[key] = run_server(plans[key], args, Path(tmp), log)
 
+    busy_after = machine.cpu_busy_share()
+    log(f"\nBackground load after the run: {100 * busy_after:.0f} % of the CPU busy over 2 s")
     report = Report(
         started=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         command=".venv/bin/python benchmarks/serving_benchmark.py "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         machine=info,
         busy_before=busy,
+        busy_after=busy_after,
         model=model_meta,
         record_id=record["customerID"],
         batch_rows=len(batch),

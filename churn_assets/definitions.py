@@ -44,7 +44,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[landing_sensor],
         resources={
             "warehouse": Warehouse(path=str(settings.duckdb_path)),
-            "state": StateDirs(landing_dir=str(settings.landing_dir), reports_dir=str(settings.reports_dir)),
+            "state": StateDirs(
+                landing_dir=str(settings.landing_dir),
+                reports_dir=str(settings.reports_dir),
+                prediction_log_dir=str(settings.prediction_log_dir),
+            ),
             "dbt": DbtCliResource(
                 project_dir=dbt_project, target=settings.dbt_target, dbt_executable=DBT_EXECUTABLE
             ),

@@ -51,6 +51,8 @@ class StateDirs(dg.ConfigurableResource):
 
     landing_dir: str
     reports_dir: str
+    prediction_log_dir: str = ""
+    """Parquet log of served predictions (empty: no served traffic to monitor)."""
 
     @property
     def landing(self) -> Path:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
             self.source_csv = self.source_csv.expanduser().resolve()
         return self
 
+    @property
+    def prediction_log_dir(self) -> Path:
+        """Where the prediction server logs what it served (Parquet), read by the drift report."""
+        return self.home / "serving" / "predictions"
+
     def ensure_dirs(self) -> None:
         """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers)."""
         for path in (self.landing_dir, self.reports_dir, self.dagster_home, self.mlflow_artifacts_dir):

@@ -33,7 +33,7 @@ class ServeSettings(BaseSettings):
 
     @property
     def prediction_log_dir(self) -> Path:
-        return self.state_dir / "predictions"
+        return self.paths.prediction_log_dir
 
     @property
     def metrics_dir(self) -> Path:

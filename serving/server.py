@@ -11,11 +11,13 @@ import os
 import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Header, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from mlflow import MlflowClient
 from pydantic import ConfigDict, Field, RootModel
 
 from serving.config import ServeSettings
@@ -284,6 +286,11 @@ def main() -> None:
     for directory in (settings.metrics_dir, settings.status_dir):  # state of a previous server
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
+    # Create (and migrate) the tracking store once here: workers starting together on an empty home would race.
+    tracking_uri = str(settings.paths.mlflow_tracking_uri)
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    MlflowClient(tracking_uri).search_registered_models(max_results=1)
     server = build_server(settings)
     server.run(
         host=settings.serve_host, port=settings.serve_port, generate_client_file=False, log_level="warning"

@@ -1,18 +1,23 @@
 """Monitoring assets: the data profile of the cleaned table and the drift report against the champion."""
 
 import tempfile
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import duckdb
 import mlflow
 import pandas as pd
-from dagster_dbt import get_asset_key_for_model
+from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
-from churn_assets.monitoring.drift import build_drift_report
+from churn_assets.ml.pyfunc import RAW_COLUMNS
+from churn_assets.monitoring.drift import DriftResult, build_drift_report
 from churn_assets.monitoring.profile import build_data_profile
 from churn_assets.resources import StateDirs, Warehouse
 from churn_assets.training.registry import CHAMPION_ALIAS, DRIFT_REFERENCE_ARTIFACT
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
+from churn_assets.transform.feature_sql import STAGING_ANALYSIS, compile_analysis
 
 STG_CUSTOMERS = get_asset_key_for_model([churn_dbt_models], "stg_customers")
 DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
@@ -22,6 +27,8 @@ LINEAGE = "batch_id, source_file, ingested_at"
 class DriftConfig(dg.Config):
     drift_share_threshold: float = 0.1
     """Share of monitored columns (20) that may drift before the check warns: 0.1 = two columns."""
+    served_window_rows: int = 5000
+    """How many of the most recently served records the served-traffic report compares."""
 
 
 @dg.asset(
@@ -62,6 +69,22 @@ def champion_reference(tracking: MlflowTracking) -> tuple[str, pd.DataFrame]:
         return version.version, pd.read_parquet(path)
 
 
+def served_records(log_dir: str, staging_sql: str, window_rows: int) -> pd.DataFrame | None:
+    """The newest served records from the prediction log, staged by dbt's own staging SQL."""
+    files = sorted(Path(log_dir).glob("date=*/part-*.parquet")) if log_dir else []
+    if not files:
+        return None
+    fields = ", ".join(f"record::json->>'{c}' as {c}" for c in RAW_COLUMNS)
+    with duckdb.connect() as conn:
+        newest = conn.execute(
+            "select record from read_parquet(?, union_by_name = true) order by served_at desc limit ?",
+            [[str(f) for f in files], window_rows],
+        ).df()
+        conn.register("served_log", newest)
+        conn.execute(f"create view request_rows as select {fields} from served_log")
+        return conn.execute(staging_sql).df()
+
+
 @dg.asset(
     key=DRIFT_REPORT,
     deps=[STG_CUSTOMERS, dg.AssetKey(["ml", "champion_model"])],
@@ -70,13 +93,19 @@ def champion_reference(tracking: MlflowTracking) -> tuple[str, pd.DataFrame]:
             "drift_share_below_threshold",
             asset=DRIFT_REPORT,
             description="Share of drifted columns in the newest batch stays below the configured threshold.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "served_drift_share_below_threshold",
+            asset=DRIFT_REPORT,
+            description="Share of drifted columns in recently served traffic stays below the threshold.",
+        ),
     ],
     group_name="monitoring",
     kinds={"evidently", "html"},
     pool="duckdb",
     automation_condition=dg.AutomationCondition.eager(),
-    description="Evidently data drift: the newest ingested batch against the champion's training data.",
+    description="Evidently data drift against the champion's training data: the newest ingested batch, "
+    "and the traffic the prediction server logged.",
 )
 def drift_report(
     context: dg.AssetExecutionContext,
@@ -84,8 +113,10 @@ def drift_report(
     warehouse: Warehouse,
     state: StateDirs,
     mlflow_tracking: MlflowTracking,
+    dbt: DbtCliResource,
 ):
     champion_version, reference = champion_reference(mlflow_tracking)
+    reference = reference.drop(columns=["churn"])
     with warehouse.connect(read_only=True) as conn:
         (batch_id, source_file) = conn.execute(
             "select batch_id, source_file from raw.landed_files where status = 'loaded' "
@@ -95,10 +126,24 @@ def drift_report(
             f"select * exclude ({LINEAGE}) from staging.stg_customers where batch_id = ?", [batch_id]
         ).df()
     result = build_drift_report(
-        reference.drop(columns=["churn"]),
+        reference,
         current.drop(columns=["churn"]),
         state.reports / "drift",
         drift_share_threshold=config.drift_share_threshold,
+    )
+    served = served_records(
+        state.prediction_log_dir, compile_analysis(dbt, STAGING_ANALYSIS), config.served_window_rows
+    )
+    served_result = (
+        None
+        if served is None
+        else build_drift_report(
+            reference,
+            served,
+            state.reports / "drift",
+            drift_share_threshold=config.drift_share_threshold,
+            name="served_drift_report",
+        )
     )
     context.log.info(
         f"drift of {source_file} vs champion v{champion_version}: share {result.drift_share:.3f}"
@@ -115,6 +160,7 @@ def drift_report(
             "champion_version": int(champion_version),
             "report_html": dg.MetadataValue.path(str(result.html_path)),
             "report_json": dg.MetadataValue.path(str(result.json_path)),
+            **_served_metadata(served_result),
         }
     )
     yield dg.AssetCheckResult(
@@ -127,3 +173,20 @@ def drift_report(
             "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
         },
     )
+    yield dg.AssetCheckResult(
+        check_name="served_drift_share_below_threshold",
+        passed=served_result is None or not served_result.drift_detected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=_served_metadata(served_result),
+    )
+
+
+def _served_metadata(result: DriftResult | None) -> dict[str, Any]:
+    if result is None:
+        return {"served_rows": 0}
+    return {
+        "served_rows": result.n_current,
+        "served_drift_share": result.drift_share,
+        "served_drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+        "served_report_html": dg.MetadataValue.path(str(result.html_path)),
+    }

@@ -14,7 +14,7 @@ from dagster_dbt import DbtCliResource, get_asset_key_for_model
 from churn_assets.ml.pyfunc import RAW_COLUMNS
 from churn_assets.resources import Warehouse
 from churn_assets.transform.assets import churn_dbt_models
-from churn_assets.transform.feature_sql import compile_serving_features
+from churn_assets.transform.feature_sql import SERVING_ANALYSIS, compile_analysis
 from churn_assets.transform.project import dbt_project
 
 TRAINING_SET = get_asset_key_for_model([churn_dbt_models], "training_set")
@@ -72,7 +72,7 @@ def training_snapshot(
         raw_records=raw_records,
         staged=staged,
         feature_columns=model_input_columns(manifest),
-        feature_sql=compile_serving_features(dbt),
+        feature_sql=compile_analysis(dbt, SERVING_ANALYSIS),
         data_version=data_version,
     )
     counts = dict(features.group_by("split").len().iter_rows())

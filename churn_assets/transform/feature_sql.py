@@ -1,4 +1,5 @@
-"""The serving feature SQL: dbt's own compilation of the feature macros over `request_rows`."""
+"""SQL that runs outside the warehouse (serving, drift on served traffic): dbt's own compilation of the
+staging and feature macros over a relation named `request_rows`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from dagster_dbt import DbtCliResource
 from churn_assets.resources import env_override
 
 SERVING_ANALYSIS = "serving_features"
+STAGING_ANALYSIS = "staged_request_rows"
 REQUEST_RELATION = "request_rows"
 
 
-def compile_serving_features(dbt: DbtCliResource) -> str:
-    """Compile the `serving_features` analysis; it reads no table, so an in-memory DuckDB suffices."""
+def compile_analysis(dbt: DbtCliResource, name: str) -> str:
+    """Compile one analysis over `request_rows`; it reads no table, so an in-memory DuckDB suffices."""
     with env_override("CHURN_DUCKDB_PATH", ":memory:"):
-        invocation = dbt.cli(["compile", "--select", SERVING_ANALYSIS, "--quiet"]).wait()
-    (compiled,) = invocation.target_path.glob(f"compiled/**/analyses/{SERVING_ANALYSIS}.sql")
+        invocation = dbt.cli(["compile", "--select", name, "--quiet"]).wait()
+    (compiled,) = invocation.target_path.glob(f"compiled/**/analyses/{name}.sql")
     return compiled.read_text()

@@ -313,3 +313,26 @@ def test_health_is_503_with_a_reason_before_a_model_exists(tmp_path: Path) -> No
         assert "telco-churn@champion" in health.json()["reason"]
         assert http.get("/model-info").status_code == 503
         assert http.post("/predict", json={"gender": "Female"}).status_code == 422
+
+
+def test_drift_report_reads_the_served_traffic(
+    server: Server, materialized: Installation, csv_records
+) -> None:
+    """What the server logged feeds the drift asset: served real records do not drift from the training rows."""
+    import dagster as dg
+
+    from churn_assets.definitions import build_definitions
+    from churn_assets.monitoring.assets import DRIFT_REPORT, drift_report
+
+    with server.client() as http:
+        assert http.post("/batch-predict", json=csv_records[:2000]).status_code == 200
+    time.sleep(1.5)  # two flush intervals of the prediction log
+    defs = build_definitions(materialized.settings)
+    result = dg.materialize([drift_report], resources=defs.resources, instance=materialized.instance)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations() if c.asset_key == DRIFT_REPORT}
+    assert checks["served_drift_share_below_threshold"].passed
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == DRIFT_REPORT]
+    meta = event.materialization.metadata
+    assert meta["served_rows"].value == 5000  # the window: the newest served records
+    assert meta["served_drift_share"].value < 0.1
+    assert Path(meta["served_report_html"].value).exists()
