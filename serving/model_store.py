@@ -34,19 +34,25 @@ class LoadedModel:
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def __post_init__(self) -> None:
+        # Planning the feature SQL costs ~6 ms, running it on one row ~0.5 ms: both statements are
+        # prepared once per loaded version. One connection per version, used by one worker thread.
         self._db = duckdb.connect()
         columns = ", ".join(["customer_id", *self.model.feature_columns])
-        self._select = f"select {columns} from ({self.model.feature_sql})"
+        params = ", ".join(f"${i}::varchar as {c}" for i, c in enumerate(RAW_COLUMNS, start=1))
+        self._db.execute(
+            f"prepare one_row as with request_rows as (select {params}) select {columns} from ({self.model.feature_sql})"
+        )
+        self._db.register("request_rows", _as_table([{}]))
+        self._db.execute(f"prepare many_rows as select {columns} from ({self.model.feature_sql})")
 
     def features(self, records: list[dict[str, Any]]) -> tuple[list[str | None], np.ndarray]:
         """Run the model's feature SQL over the records (raw field names); return ids and the matrix."""
-        table = pa.table({c: pa.array([_text(r.get(c)) for r in records], pa.string()) for c in RAW_COLUMNS})
-        cursor = self._db.cursor()
-        try:
-            cursor.register("request_rows", table)
-            result = cursor.execute(self._select).fetchnumpy()
-        finally:
-            cursor.close()
+        if len(records) == 1:
+            values = ", ".join(_literal(records[0].get(c)) for c in RAW_COLUMNS)
+            result = self._db.execute(f"execute one_row({values})").fetchnumpy()
+        else:
+            self._db.register("request_rows", _as_table(records))
+            result = self._db.execute("execute many_rows").fetchnumpy()
         ids = [None if v is None else str(v) for v in result.pop("customer_id").tolist()]
         matrix = np.column_stack(
             [np.asarray(result[c], dtype=np.float64) for c in self.model.feature_columns]
@@ -65,6 +71,15 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def _literal(value: Any) -> str:
+    text = _text(value)
+    return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
+
+
+def _as_table(records: list[dict[str, Any]]) -> pa.Table:
+    return pa.table({c: pa.array([_text(r.get(c)) for r in records], pa.string()) for c in RAW_COLUMNS})
 
 
 def load_version(client: MlflowClient, name: str, version: str) -> LoadedModel:

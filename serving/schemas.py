@@ -90,7 +90,9 @@ class CustomerRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_enum_values=True, json_schema_extra={"examples": [EXAMPLE]})
 
-    customerID: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
+    customerID: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] | None = (
+        None
+    )
     gender: Gender
     SeniorCitizen: Annotated[int, Field(ge=0, le=1, description="1 for a senior citizen, else 0.")]
     Partner: YesNo
