@@ -164,7 +164,11 @@ def test_drift_check_passes_on_a_random_split_and_fails_on_a_shifted_copy(
         raise_on_error=False,
     )
     assert result.success
-    (check,) = [c for c in result.get_asset_check_evaluations() if c.asset_key == DRIFT_REPORT]
+    (check,) = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key == DRIFT_REPORT and c.check_name == "drift_share_below_threshold"
+    ]
     assert not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
     meta = _metadata(result, ["monitoring", "drift_report"])
