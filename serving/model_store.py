@@ -14,6 +14,7 @@ import duckdb
 import mlflow
 import numpy as np
 import pyarrow as pa
+import sklearn
 from mlflow import MlflowClient
 
 from churn_assets.ml.explain import row_contributions
@@ -36,7 +37,7 @@ class LoadedModel:
     def __post_init__(self) -> None:
         # Planning the feature SQL costs ~6 ms, running it on one row ~0.5 ms: both statements are
         # prepared once per loaded version. One connection per version, used by one worker thread.
-        self._db = duckdb.connect()
+        self._db = duckdb.connect(config={"threads": 1})  # one request at a time per worker: no pool to wake
         columns = ", ".join(["customer_id", *self.model.feature_columns])
         params = ", ".join(f"${i}::varchar as {c}" for i, c in enumerate(RAW_COLUMNS, start=1))
         self._db.execute(
@@ -60,7 +61,9 @@ class LoadedModel:
         return ids, matrix
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        return self.model.estimator.predict_proba(matrix)[:, 1]
+        # The server checks the matrix is finite itself; skip scikit-learn's per-call re-validation.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self.model.estimator.predict_proba(matrix)[:, 1]
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         return row_contributions(self.model.estimator, matrix)

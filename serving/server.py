@@ -99,7 +99,7 @@ class _ScoringAPI(ls.LitAPI):
         tmp.write_text(json.dumps(status))
         tmp.replace(self.status_file)
 
-    def authorize(
+    async def authorize(
         self,
         x_api_key: str | None = Header(None, alias="X-API-Key"),
         authorization: str | None = Header(None),
