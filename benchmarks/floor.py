@@ -64,13 +64,19 @@ def time_calls(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
 # Names used by the report (kept stable: the ratios refer to them).
 PROBA_1 = "predict_proba, 1 prepared row"
 PLAN_1 = "DuckDB planning only (EXPLAIN of the feature SQL)"
-SQL_1 = "feature SQL (DuckDB, Arrow in, numpy out), 1 record"
-FULL_1 = "full path, 1 record (feature SQL + predict_proba)"
+SQL_1 = "feature SQL planned per call (Arrow in, numpy out), 1 record"
+PREP_1 = "feature SQL prepared once (EXECUTE with the values), 1 record"
+FULL_1 = "full path, 1 record (prepared feature SQL + predict_proba)"
+UNPREP_1 = "full path, 1 record, SQL planned per call"
 CHURN_1 = "ChurnModel.predict, 1 record (pandas in, polars out)"
 PYFUNC_1 = "mlflow pyfunc .predict, 1 record (+ schema enforcement)"
 PROBA_N = "predict_proba, {n} prepared rows"
-FULL_N = "full path, {n} records"
+FULL_N = "full path, {n} records (prepared feature SQL + predict_proba)"
 PYFUNC_N = "mlflow pyfunc .predict, {n} records"
+
+
+def _literal(value: str | None) -> str:
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
 
 
 def measure_floor(
@@ -78,49 +84,77 @@ def measure_floor(
 ) -> Floor:
     """Load `model_uri` and time the in-process paths on `record` and on `batch`.
 
-    The floor's feature path is the cheapest faithful one: the records as an Arrow table of strings,
-    the model's own feature SQL, `fetchnumpy()` into a float matrix in `feature_columns` order. It is
-    checked against the registered pyfunc's probabilities before anything is timed.
+    The floor is the cheapest faithful path: the model's own feature SQL, planned once by DuckDB as a
+    prepared statement (one record: its values as string literals of EXECUTE; a batch: an Arrow table of
+    strings registered as `request_rows`), `fetchnumpy()` into a float matrix in `feature_columns` order,
+    then `predict_proba`. Planning per call is timed too, to show what it costs. Every path is checked
+    against the registered pyfunc's probabilities before anything is timed.
     """
     loaded = mlflow.pyfunc.load_model(model_uri)
     model = loaded.unwrap_python_model()
     estimator, sql, columns = model.estimator, model.feature_sql, list(model.feature_columns)
     raw_columns = list(getattr(model, "raw_columns", record.keys()))
-    db = duckdb.connect()
+    select = f"select {', '.join(columns)} from ({sql})"
+    db = duckdb.connect()  # planned per call: a cursor per call, as in the pyfunc
+    prepared = duckdb.connect()  # planned once
+    params = ", ".join(f"${i}::varchar as {c}" for i, c in enumerate(raw_columns, start=1))
+    prepared.execute(f"prepare one_row as with {REQUEST_RELATION} as (select {params}) {select}")
 
-    def features(records: Sequence[dict[str, str]]) -> np.ndarray:
-        table = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in raw_columns})
-        cursor = db.cursor()
-        try:
-            cursor.register(REQUEST_RELATION, table)
-            result = cursor.execute(sql).fetchnumpy()
-        finally:
-            cursor.close()
+    def arrow(records: Sequence[dict[str, str]]) -> pa.Table:
+        return pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in raw_columns})
+
+    prepared.register(REQUEST_RELATION, arrow([record]))
+    prepared.execute(f"prepare many_rows as {select}")
+
+    def matrix(result: dict[str, np.ndarray]) -> np.ndarray:
         return np.column_stack([np.asarray(result[c], dtype=np.float64) for c in columns])
 
-    def full(records: Sequence[dict[str, str]]) -> np.ndarray:
-        return estimator.predict_proba(features(records))[:, 1]
+    def planned(records: Sequence[dict[str, str]]) -> np.ndarray:
+        cursor = db.cursor()
+        try:
+            cursor.register(REQUEST_RELATION, arrow(records))
+            return matrix(cursor.execute(select).fetchnumpy())
+        finally:
+            cursor.close()
 
-    one, n = [record], len(batch)
-    x1, xn = features(one), features(batch)
-    expected_single = float(loaded.predict(pd.DataFrame(one))["churn_probability"].iloc[0])
+    def one(rec: dict[str, str]) -> np.ndarray:
+        values = ", ".join(_literal(rec.get(c)) for c in raw_columns)
+        return matrix(prepared.execute(f"execute one_row({values})").fetchnumpy())
+
+    def many(records: Sequence[dict[str, str]]) -> np.ndarray:
+        prepared.register(REQUEST_RELATION, arrow(records))
+        return matrix(prepared.execute("execute many_rows").fetchnumpy())
+
+    def proba(x: np.ndarray) -> np.ndarray:
+        return estimator.predict_proba(x)[:, 1]
+
+    n = len(batch)
+    x1, xn = one(record), many(batch)
+    expected_single = float(loaded.predict(pd.DataFrame([record]))["churn_probability"].iloc[0])
     expected_batch = loaded.predict(pd.DataFrame(list(batch)))["churn_probability"].to_numpy(dtype=np.float64)
-    if not np.allclose(full(one), expected_single) or not np.allclose(full(batch), expected_batch):
-        raise RuntimeError("the floor's own path disagrees with the registered pyfunc")
+    for got, want in (
+        (proba(x1), expected_single),
+        (proba(planned([record])), expected_single),
+        (proba(xn), expected_batch),
+        (proba(planned(batch)), expected_batch),
+    ):
+        if not np.allclose(got, want, atol=1e-9):
+            raise RuntimeError("the floor's own path disagrees with the registered pyfunc")
 
     warm, warm_n = max(calls // 10, 20), max(batch_calls // 10, 3)
     paths: list[tuple[str, int, Callable[[], object], int, int]] = [
         (PROBA_1, 1, lambda: estimator.predict_proba(x1), calls, warm),
-        (PLAN_1, 1, lambda: db.execute("explain " + sql).fetchall(), calls, warm),
-        (SQL_1, 1, lambda: features(one), calls, warm),
-        (FULL_1, 1, lambda: full(one), calls, warm),
-        (CHURN_1, 1, lambda: model.predict(None, pd.DataFrame(one)), calls, warm),
-        (PYFUNC_1, 1, lambda: loaded.predict(pd.DataFrame(one)), calls, warm),
+        (PLAN_1, 1, lambda: prepared.execute("explain " + select).fetchall(), calls, warm),
+        (SQL_1, 1, lambda: planned([record]), calls, warm),
+        (PREP_1, 1, lambda: one(record), calls, warm),
+        (FULL_1, 1, lambda: proba(one(record)), calls, warm),
+        (UNPREP_1, 1, lambda: proba(planned([record])), calls, warm),
+        (CHURN_1, 1, lambda: model.predict(None, pd.DataFrame([record])), calls, warm),
+        (PYFUNC_1, 1, lambda: loaded.predict(pd.DataFrame([record])), calls, warm),
         (PROBA_N.format(n=n), n, lambda: estimator.predict_proba(xn), batch_calls, warm_n),
-        (FULL_N.format(n=n), n, lambda: full(batch), batch_calls, warm_n),
+        (FULL_N.format(n=n), n, lambda: proba(many(batch)), batch_calls, warm_n),
         (PYFUNC_N.format(n=n), n, lambda: loaded.predict(pd.DataFrame(list(batch))), batch_calls, warm_n),
     ]
-    db.register(REQUEST_RELATION, pa.table({c: pa.array([record.get(c)], pa.string()) for c in raw_columns}))
     timings = []
     for name, rows, fn, count, warmup in paths:
         ms = time_calls(fn, count, warmup) * 1e3
@@ -135,6 +169,7 @@ def measure_floor(
             )
         )
     db.close()
+    prepared.close()
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     return Floor(
         timings, expected_single, expected_batch, type(final).__name__, len(columns), float(model.threshold)

@@ -111,6 +111,8 @@ class LevelResult:
     client_cpu_s: float
     errors: Counter[str] = field(default_factory=Counter)
     stopped_by_time: bool = False
+    foreign_cpu: float = float("nan")  # share of all cores other processes used meanwhile (set by caller)
+    server_cpu_s: float = float("nan")  # CPU the server's processes used meanwhile (set by caller)
 
     @property
     def ok(self) -> int:
@@ -134,6 +136,12 @@ class LevelResult:
         return 1e6 * self.client_cpu_s / done if done else float("nan")
 
     @property
+    def server_cpu_ms(self) -> float:
+        """Server CPU (all its processes) per completed request, in ms, when the caller measured it."""
+        done = self.ok + self.error_count
+        return 1e3 * self.server_cpu_s / done if done else float("nan")
+
+    @property
     def client_core_share(self) -> float:
         """Fraction of one core the client used during the level (near 1.0 = the client is the limit)."""
         return self.client_cpu_s / self.wall_s if self.wall_s > 0 else float("nan")
@@ -154,6 +162,8 @@ class LevelResult:
             "max_ms": round(float(self.latencies_ms.max()), 4) if self.ok else float("nan"),
             "client_cpu_us_per_request": round(self.client_cpu_us, 2),
             "client_core_share": round(self.client_core_share, 3),
+            "server_cpu_ms_per_request": round(self.server_cpu_ms, 3),
+            "foreign_cpu_share": round(self.foreign_cpu, 3),
         }
 
 

@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGES = (
@@ -82,6 +83,57 @@ def wait_quiet(max_wait: float, busy_below: float = 0.10) -> float:
     while share >= busy_below and time.monotonic() < deadline:
         share = cpu_busy_share()
     return share
+
+
+def _process_jiffies(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+
+class CpuMonitor:
+    """Where the CPU went while the block ran: the server under test, and everything else.
+
+    `server_cpu_s`: CPU seconds of the processes `pids()` returns (sampled at both ends, so processes
+    that exit inside the block are missed). `foreign_share`: busy time from /proc/stat minus that and
+    minus this process, as a share of all cores (0..1): other people's load. NaN when unavailable.
+    """
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids
+        self.server_cpu_s = float("nan")
+        self.foreign_share = float("nan")
+        self._start: tuple[int, int, dict[int, int]] | None = None
+
+    def _sample(self) -> tuple[int, int, dict[int, int]]:
+        total, idle = _cpu_times()
+        return total, idle, {pid: _process_jiffies(pid) for pid in {os.getpid(), *self.pids()}}
+
+    def __enter__(self) -> CpuMonitor:
+        try:
+            self._start = self._sample()
+        except (OSError, ValueError, IndexError):
+            self._start = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._start is None:
+            return
+        try:
+            total1, idle1, own1 = self._sample()
+        except (OSError, ValueError, IndexError):
+            return
+        total0, idle0, own0 = self._start
+        if total1 <= total0:
+            return
+        used = {pid: j - own0.get(pid, 0) for pid, j in own1.items()}
+        hz = os.sysconf("SC_CLK_TCK")
+        self.server_cpu_s = sum(j for pid, j in used.items() if pid != os.getpid()) / hz
+        busy = (total1 - total0) - (idle1 - idle0)
+        self.foreign_share = max(0.0, (busy - sum(used.values())) / (total1 - total0))
 
 
 def describe() -> dict[str, object]:

@@ -101,9 +101,7 @@ class ManagedServer:
         last = "no answer yet"
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode} before ready:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"{self.name} {self.exit_reason()} before ready:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -115,6 +113,12 @@ class ManagedServer:
                 last = type(exc).__name__
             time.sleep(0.25)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
+
+    def exit_reason(self) -> str:
+        code = self.proc.returncode if self.proc is not None else None
+        if code is not None and code < 0:
+            return f"was killed by {signal.Signals(-code).name} (not by this script)"
+        return f"exited with {code}"
 
     def processes(self) -> list[int]:
         return group_members(self.proc.pid) if self.proc is not None else []
