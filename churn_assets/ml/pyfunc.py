@@ -14,6 +14,7 @@ import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
+import polars as pl
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
@@ -66,7 +67,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         cursor = self._db.cursor()
         try:
             cursor.register(REQUEST_RELATION, model_input)
-            features = cursor.sql(self.feature_sql).pl()
+            # execute() plans the SQL once; sql(...).pl() binds a relation and then plans it again.
+            features = pl.DataFrame(cursor.execute(self.feature_sql).fetchnumpy())
         finally:
             cursor.close()
         if features.height != len(model_input):
