@@ -270,12 +270,13 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
     @app.get("/model-info", tags=["operations"])
     def model_info() -> JSONResponse:
         """The model the workers serve: name, version, run, trained-at, data version, metrics, threshold."""
-        statuses = [s for s in worker_statuses(settings) if s["model"]]
-        if not statuses:
+        statuses = worker_statuses(settings)
+        loaded = [s for s in statuses if s["model"]]
+        if not loaded:
             raise HTTPException(503, "no model loaded yet")
-        versions = sorted({s["model"]["version"] for s in statuses}, key=int)
-        newest = max(statuses, key=lambda s: int(s["model"]["version"]))["model"]
-        errors = sorted({s["last_error"] for s in worker_statuses(settings) if s["last_error"]})
+        versions = sorted({s["model"]["version"] for s in loaded}, key=int)
+        newest = max(loaded, key=lambda s: int(s["model"]["version"]))["model"]
+        errors = sorted({s["last_error"] for s in statuses if s["last_error"]})
         return JSONResponse({**newest, "versions_served": versions, "load_errors": errors})
 
     return server
