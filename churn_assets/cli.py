@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from churn_assets.settings import REPO_ROOT, Settings, get_settings
+from churn_assets.settings import REPO_ROOT, Settings, get_settings, restrict_to_owner
 
 
 def main(argv: list[str] | None = None) -> int:
+    restrict_to_owner()
     parser = argparse.ArgumentParser(prog="churn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("run", help="fetch the data if missing and materialize the whole graph headless")
     commands.add_parser(
-        "ui", help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation"
+        "ui",
+        help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation, port $CHURN_UI_PORT",
     )
     commands.add_parser("env", help="print the environment variables of this installation")
 
@@ -37,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ui":
         os.environ.update(settings.subprocess_env())
         os.chdir(REPO_ROOT)
-        os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml"])
+        dagster = str(Path(sys.executable).parent / "dagster")  # the one installed beside this Python
+        os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
     for name, value in settings.subprocess_env().items():
         print(f"export {name}={value}")
     return 0

@@ -7,6 +7,7 @@ Each derived location can be overridden on its own with a ``CHURN_*`` environmen
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import model_validator
@@ -38,6 +39,8 @@ class Settings(BaseSettings):
     source_url: str = TELCO_URL
     source_sha256: str = TELCO_SHA256
     dbt_target: str = "dev"
+    ui_port: int = 3000
+    """Port of the Dagster UI that `churn ui` starts (CHURN_UI_PORT)."""
 
     @model_validator(mode="after")
     def _derive_from_home(self) -> Settings:
@@ -61,7 +64,14 @@ class Settings(BaseSettings):
         return self.home / "serving" / "predictions"
 
     def ensure_dirs(self) -> None:
-        """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers)."""
+        """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers).
+
+        CHURN_HOME itself is owner-only (0o700), also when it already existed with wider bits: it holds
+        customer records, models and run logs, and no one else can then reach files created under it
+        before `restrict_to_owner` was in place.
+        """
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.home.chmod(0o700)
         for path in (self.landing_dir, self.reports_dir, self.dagster_home, self.mlflow_artifacts_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +89,18 @@ class Settings(BaseSettings):
             "DAGSTER_HOME": str(self.dagster_home),
             "MLFLOW_TRACKING_URI": str(self.mlflow_tracking_uri),
         }
+
+
+def restrict_to_owner() -> None:
+    """Make every file and directory this process creates from now on owner-only (umask 0o077).
+
+    The warehouse, the Dagster and MLflow stores, reports and served-prediction logs hold customer records;
+    DuckDB, SQLite, dbt, MLflow and Dagster create their files with the process umask (usually 0o022,
+    i.e. world-readable), and child processes (`dagster dev`, its code server and run workers, dbt)
+    inherit it. Called at the start of each entry point's ``main`` rather than at import, so importing
+    this package changes nothing.
+    """
+    os.umask(0o077)
 
 
 def get_settings() -> Settings:

@@ -1,5 +1,6 @@
 """Server settings: environment variables with local defaults, state under CHURN_HOME."""
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -16,14 +17,21 @@ class ServeSettings(BaseSettings):
     serve_workers: int = Field(2, ge=1)
     api_key: SecretStr | None = None
     batch_limit: int = Field(10_000, ge=1)
+    # 10,000 records of the data set are ~5 MB of compact JSON, ~6 MB indented: 8 MiB admits a full batch.
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # A client must send its request headers, and each part of its body, within these many seconds.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(10.0, gt=0)
     model_name: str = "telco-churn"
     model_alias: str = "champion"
     model_poll_s: float = Field(10.0, gt=0)
     log_flush_s: float = Field(2.0, gt=0)
     log_flush_rows: int = Field(5_000, ge=1)
+    # Days of prediction log kept; older date partitions are deleted by the workers.
+    prediction_log_retention_days: int = Field(30, ge=1)
     request_timeout_s: float = 30.0
 
-    @property
+    @cached_property
     def paths(self) -> Settings:
         return Settings()
 
@@ -42,3 +50,8 @@ class ServeSettings(BaseSettings):
     @property
     def status_dir(self) -> Path:
         return self.state_dir / "workers"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """The last versions that loaded, kept locally so a restart can serve one when the registry can't."""
+        return self.state_dir / "model-cache"

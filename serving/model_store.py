@@ -1,13 +1,20 @@
 """The served model: resolved from the registry alias, loaded, and swapped atomically when the alias moves.
 
-The registry is the only source: the server never opens the warehouse. A version that fails to load is
-refused and the one already loaded keeps serving.
+The registry is the source: the server never opens the warehouse. A version that fails to load is
+refused and the one already loaded keeps serving. Every version that loaded is also kept in a local cache,
+so a server restarted while the champion is broken (or the registry down) serves the last good version.
 """
 
+import contextlib
+import json
 import logging
+import os
+import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -85,67 +92,152 @@ def _as_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.table({c: pa.array([_text(r.get(c)) for r in records], pa.string()) for c in RAW_COLUMNS})
 
 
-def load_version(client: MlflowClient, name: str, version: str) -> LoadedModel:
+def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path) -> LoadedModel:
+    """Load one registered version, from the local cache when it is there, else from the registry.
+
+    A version is cached only after it loaded: the cache holds nothing that was not servable. Registered
+    versions are immutable, so a cached copy stays valid.
+    """
+    cached = cache_dir / f"v{version}"
+    if (cached / INFO).is_file():
+        return _load_local(cached, name, version)
     details = client.get_model_version(name, version)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    model = pyfunc.unwrap_python_model()
-    if not isinstance(model, ChurnModel):
-        raise TypeError(f"{name} v{version} is a {type(model).__name__}, not a ChurnModel")
-    run = client.get_run(details.run_id)
-    info = {
-        "name": name,
-        "version": version,
-        "run_id": details.run_id,
-        "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(),
-        "data_version": details.tags.get("data_version"),
-        "family": details.tags.get("family"),
-        "threshold": model.threshold,
-        "test_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
-        "features": model.feature_columns,
-    }
+    staging = cache_dir / f".v{version}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(staging / "model")
+        )
+        model = _unwrap(mlflow.pyfunc.load_model(local), name, version)
+        run = client.get_run(details.run_id)
+        info = {
+            "name": name,
+            "version": version,
+            "run_id": details.run_id,
+            "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(),
+            "data_version": details.tags.get("data_version"),
+            "family": details.tags.get("family"),
+            "threshold": model.threshold,
+            "test_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
+            "features": model.feature_columns,
+        }
+        (staging / INFO).write_text(json.dumps({**info, "model_dir": str(Path(local).relative_to(staging))}))
+        with contextlib.suppress(OSError):  # another worker cached it first: same immutable version
+            staging.rename(cached)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return LoadedModel(name, version, details.run_id, model, info)
 
 
-class ModelStore:
-    """Holds the current LoadedModel and polls the alias; readers take `current` once per request."""
+def _load_local(cached: Path, name: str, version: str) -> LoadedModel:
+    stored = json.loads((cached / INFO).read_text())
+    model = _unwrap(mlflow.pyfunc.load_model(str(cached / stored.pop("model_dir"))), name, version)
+    return LoadedModel(name, version, stored["run_id"], model, stored)
 
-    def __init__(self, tracking_uri: str, name: str, alias: str, poll_s: float, on_event=None) -> None:
+
+def _unwrap(pyfunc: Any, name: str, version: str) -> ChurnModel:
+    model = pyfunc.unwrap_python_model()
+    if not isinstance(model, ChurnModel):
+        raise TypeError(f"{name} v{version} is a {type(model).__name__}, not a ChurnModel")
+    return model
+
+
+# An absolute path or file/sqlite URI in an error text: replaced so no answer maps the host's filesystem.
+_PATH = re.compile(r"(?:file://|sqlite:///)?(?<![\w:.])(?:/[^/\s'\"():,;]+){2,}/?")
+
+
+def redact(text: str) -> str:
+    return _PATH.sub("<path>", text)
+
+
+class ModelStore:
+    """Holds the current LoadedModel and polls the alias; readers take `current` once per request.
+
+    When the champion cannot be loaded (or the registry reached) and nothing is served yet, the last
+    version that loaded here is taken from the local cache; the champion is taken as soon as it loads.
+    """
+
+    def __init__(
+        self, tracking_uri: str, name: str, alias: str, poll_s: float, cache_dir: Path, on_event=None
+    ) -> None:
         self.client = MlflowClient(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
-        self.name, self.alias, self.poll_s = name, alias, poll_s
+        self.name, self.alias, self.poll_s, self.cache_dir = name, alias, poll_s, cache_dir
         self.current: LoadedModel | None = None
+        self.champion_version: str | None = None
         self.last_error: str | None = None
         self._on_event = on_event or (lambda kind, detail: None)
-        self._stop = threading.Event()
 
     def refresh(self) -> bool:
         """Load the version the alias points to if it is not the one served; True when it swapped."""
         try:
             version = str(self.client.get_model_version_by_alias(self.name, self.alias).version)
         except Exception as exc:  # no alias yet, registry unreachable: keep what is served
-            self.last_error = f"cannot resolve {self.name}@{self.alias}: {exc}"
-            self._on_event("unresolved", self.last_error)
+            self._failed("unresolved", f"cannot resolve {self.name}@{self.alias}: {redact(str(exc))}")
             return False
+        self.champion_version = version
         if self.current is not None and self.current.version == version:
+            self._cleared()
             return False
         try:
-            loaded = load_version(self.client, self.name, version)
+            loaded = load_version(self.client, self.name, version, self.cache_dir)
         except Exception as exc:
-            self.last_error = f"refused {self.name} v{version}: {type(exc).__name__}: {exc}"
-            log.error(self.last_error)
-            self._on_event("load_failed", self.last_error)
+            self._failed(
+                "load_failed", f"refused {self.name} v{version}: {type(exc).__name__}: {redact(str(exc))}"
+            )
             return False
-        self.current = loaded  # one reference assignment: requests in flight keep the model they took
-        self.last_error = None
-        self._on_event("loaded", version)
+        self._serve(loaded)
         return True
 
+    def _serve(self, loaded: LoadedModel) -> None:
+        self.current = loaded  # one reference assignment: requests in flight keep the model they took
+        _write_atomically(self.cache_dir / LAST_GOOD, loaded.version)
+        self.last_error = None
+        self._on_event("loaded", loaded.version)
+
+    def _cleared(self) -> None:
+        if self.last_error is not None:
+            self.last_error = None
+            self._on_event("recovered", self.current.version)
+
+    def _failed(self, kind: str, message: str) -> None:
+        if message != self.last_error:  # once per distinct failure, not once per poll
+            self.last_error = message
+            log.error(message)
+            self._on_event(kind, message)
+        if self.current is None:
+            self._serve_last_good()
+
+    def _serve_last_good(self) -> None:
+        if not (self.cache_dir / LAST_GOOD).is_file():
+            return  # nothing ever loaded in this home
+        try:
+            version = (self.cache_dir / LAST_GOOD).read_text().strip()
+            loaded = _load_local(self.cache_dir / f"v{version}", self.name, version)
+        except Exception as exc:  # the copy is unreadable
+            log.warning("cannot fall back on the last good version: %s", redact(str(exc)))
+            return
+        log.warning("serving the last good version v%s from the local cache: %s", version, self.last_error)
+        self.current = loaded
+        self._on_event("loaded", version)
+
     def start_polling(self) -> None:
+        stop = threading.Event()
+
         def loop() -> None:
-            while not self._stop.wait(self.poll_s):
+            while not stop.wait(self.poll_s):
                 self.refresh()
 
         threading.Thread(target=loop, name="model-poll", daemon=True).start()
 
-    def stop(self) -> None:
-        self._stop.set()
+
+LAST_GOOD = "last-good"
+INFO = "info.json"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)

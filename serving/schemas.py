@@ -1,65 +1,65 @@
-"""Request and response models: the data set's own field names, so a CSV record can be posted as is."""
+"""Request and response models: the data set's own field names, so a CSV record can be posted as is.
 
-from enum import StrEnum
+The category values come from the landed-file contract (`churn_assets.ingest.schema`), so the server and
+ingestion accept exactly the same records. Every field is required: a missing `TotalCharges` would
+otherwise be scored as a new customer's blank charge, a silent wrong answer. Numbers are accepted as
+JSON numbers or in the data set's own text formats (digits, optionally one decimal point), nothing else:
+no `1_000`, no `1e3`, no booleans.
+"""
+
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from churn_assets.ingest.schema import (
+    AMOUNT_PATTERN,
+    BLANK_TOTAL_CHARGES_TENURE,
+    CATEGORIES,
+    WHOLE_NUMBER_PATTERN,
+)
+
+WHOLE_NUMBER, AMOUNT = re.compile(WHOLE_NUMBER_PATTERN), re.compile(AMOUNT_PATTERN)
 
 
-class Gender(StrEnum):
-    female = "Female"
-    male = "Male"
-
-
-class YesNo(StrEnum):
-    yes = "Yes"
-    no = "No"
-
-
-class PhoneLines(StrEnum):
-    yes = "Yes"
-    no = "No"
-    no_phone = "No phone service"
-
-
-class Internet(StrEnum):
-    dsl = "DSL"
-    fiber = "Fiber optic"
-    no = "No"
-
-
-class InternetAddon(StrEnum):
-    yes = "Yes"
-    no = "No"
-    no_internet = "No internet service"
-
-
-class Contract(StrEnum):
-    monthly = "Month-to-month"
-    one_year = "One year"
-    two_year = "Two year"
-
-
-class PaymentMethod(StrEnum):
-    electronic_check = "Electronic check"
-    mailed_check = "Mailed check"
-    bank_transfer = "Bank transfer (automatic)"
-    credit_card = "Credit card (automatic)"
-
-
-def _blank_to_none(value: Any) -> Any:
-    """The data set leaves TotalCharges blank for customers in their first month."""
-    return None if isinstance(value, str) and not value.strip() else value
+def _category(column: str) -> Any:
+    return Literal[CATEGORIES[column]]  # Literal of a tuple: one member per value
 
 
 def _strip(value: Any) -> Any:
+    """Surrounding spaces (only spaces, as ingestion and the dbt staging model's `trim`) removed."""
     if isinstance(value, str):
         value.encode("utf-8")  # lone surrogates from JSON escapes cannot be stored or logged
-        return value.strip()
+        return value.strip(" ")
     return value
 
 
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a whole number (a JSON integer or digits such as '12')")
+    if isinstance(value, str) and not WHOLE_NUMBER.fullmatch(value := value.strip(" ")):
+        raise ValueError(f"must be a whole number written with digits only, got '{value}'")
+    return int(value)
+
+
+def _amount(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be an amount (a JSON number or text such as '29.85')")
+    if isinstance(value, str) and not AMOUNT.fullmatch(value := value.strip(" ")):
+        raise ValueError(f"must be an amount written as digits with an optional decimal part, got '{value}'")
+    return float(value)
+
+
+def _optional_amount(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip(" ")):
+        return None
+    return _amount(value)
+
+
 Text = Annotated[str, BeforeValidator(_strip)]
+Category = lambda column: Annotated[_category(column), BeforeValidator(_strip)]  # noqa: E731
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Amount = Annotated[float, BeforeValidator(_amount), Field(allow_inf_nan=False)]
 
 EXAMPLE = {
     "customerID": "0001-EXAMPLE",
@@ -85,39 +85,58 @@ EXAMPLE = {
 }
 
 
+def _senior(value: int) -> int:
+    if str(value) not in CATEGORIES["SeniorCitizen"]:
+        raise ValueError(f"must be one of {list(CATEGORIES['SeniorCitizen'])}, got {value}")
+    return value
+
+
 class CustomerRecord(BaseModel):
-    """One customer as in the Telco CSV (Churn, the label, is not sent). Numbers may come as strings."""
+    """One customer as in the Telco CSV (Churn, the label, is not sent). Every field must be present."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=True, json_schema_extra={"examples": [EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
-    customerID: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] | None = (
-        None
-    )
-    gender: Gender
-    SeniorCitizen: Annotated[int, Field(ge=0, le=1, description="1 for a senior citizen, else 0.")]
-    Partner: YesNo
-    Dependents: YesNo
-    tenure: Annotated[int, Field(ge=0, le=1200)]
-    PhoneService: YesNo
-    MultipleLines: PhoneLines
-    InternetService: Internet
-    OnlineSecurity: InternetAddon
-    OnlineBackup: InternetAddon
-    DeviceProtection: InternetAddon
-    TechSupport: InternetAddon
-    StreamingTV: InternetAddon
-    StreamingMovies: InternetAddon
-    Contract: Contract
-    PaperlessBilling: YesNo
-    PaymentMethod: PaymentMethod
-    MonthlyCharges: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
+    customerID: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    gender: Category("gender")
+    SeniorCitizen: Annotated[
+        WholeNumber, AfterValidator(_senior), Field(description="1 for a senior, else 0.")
+    ]
+    Partner: Category("Partner")
+    Dependents: Category("Dependents")
+    tenure: Annotated[WholeNumber, Field(ge=0, le=1200, description="Months with the company.")]
+    PhoneService: Category("PhoneService")
+    MultipleLines: Category("MultipleLines")
+    InternetService: Category("InternetService")
+    OnlineSecurity: Category("OnlineSecurity")
+    OnlineBackup: Category("OnlineBackup")
+    DeviceProtection: Category("DeviceProtection")
+    TechSupport: Category("TechSupport")
+    StreamingTV: Category("StreamingTV")
+    StreamingMovies: Category("StreamingMovies")
+    Contract: Category("Contract")
+    PaperlessBilling: Category("PaperlessBilling")
+    PaymentMethod: Category("PaymentMethod")
+    MonthlyCharges: Annotated[Amount, Field(ge=0, le=100_000)]
     TotalCharges: Annotated[
         Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] | None,
-        BeforeValidator(_blank_to_none),
-    ] = Field(None, description="Blank or null for a customer in the first month, as in the data set.")
+        BeforeValidator(_optional_amount),
+        Field(
+            description=f"Required; blank or null only for a customer in the first month "
+            f"(tenure {BLANK_TOTAL_CHARGES_TENURE}), as in the data set."
+        ),
+    ]
     explain: bool = Field(
         False, description="Also return the top contributing features (same as ?explain=true)."
     )
+
+    @model_validator(mode="after")
+    def _blank_total_only_for_new_customers(self) -> "CustomerRecord":
+        if self.TotalCharges is None and self.tenure != BLANK_TOTAL_CHARGES_TENURE:
+            raise ValueError(
+                f"TotalCharges is blank or null but tenure is {self.tenure}: "
+                f"only a customer with tenure {BLANK_TOTAL_CHARGES_TENURE} has no total yet"
+            )
+        return self
 
 
 class Contribution(BaseModel):

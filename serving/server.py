@@ -4,7 +4,6 @@ Workers (spawned by LitServe) each hold a ModelStore that follows the registry a
 processes never load a model: they validate, route, count, and read the workers' status files.
 """
 
-import hmac
 import json
 import logging
 import os
@@ -14,12 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException
+from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from mlflow import MlflowClient
 from pydantic import ConfigDict, Field, RootModel
 
+from churn_assets.settings import restrict_to_owner
 from serving.config import ServeSettings
 
 SETTINGS = ServeSettings()
@@ -31,10 +31,11 @@ import litserve as ls  # noqa: E402
 import numpy as np  # noqa: E402
 
 from serving import metrics  # noqa: E402
-from serving.edge import EdgeMiddleware, validation_error_handler  # noqa: E402
+from serving.edge import EdgeMiddleware, header_timeout_protocol, validation_error_handler  # noqa: E402
 from serving.model_store import LoadedModel, ModelStore  # noqa: E402
 from serving.prediction_log import PredictionLog  # noqa: E402
 from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction  # noqa: E402
+from serving.workers import live_statuses, write_status  # noqa: E402
 
 log = logging.getLogger("serving")
 
@@ -66,13 +67,17 @@ class _ScoringAPI(ls.LitAPI):
         self._served_version: str | None = None
         self.status_file = self.settings.status_dir / f"{self.api_path.strip('/')}-{os.getpid()}.json"
         self.prediction_log = PredictionLog(
-            self.settings.prediction_log_dir, self.settings.log_flush_s, self.settings.log_flush_rows
+            self.settings.prediction_log_dir,
+            self.settings.log_flush_s,
+            self.settings.log_flush_rows,
+            self.settings.prediction_log_retention_days,
         )
         self.store = ModelStore(
             str(self.settings.paths.mlflow_tracking_uri),
             self.settings.model_name,
             self.settings.model_alias,
             self.settings.model_poll_s,
+            self.settings.model_cache_dir,
             on_event=self._on_model_event,
         )
         self.store.refresh()
@@ -91,29 +96,11 @@ class _ScoringAPI(ls.LitAPI):
             "pid": os.getpid(),
             "api_path": self.api_path,
             "model": current.info | {"loaded_at": current.loaded_at} if current else None,
+            "champion_version": self.store.champion_version,
             "last_error": self.store.last_error,
             "updated_at": datetime.now(UTC).isoformat(),
         }
-        self.status_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status))
-        tmp.replace(self.status_file)
-
-    async def authorize(
-        self,
-        x_api_key: str | None = Header(None, alias="X-API-Key"),
-        authorization: str | None = Header(None),
-    ) -> None:
-        expected = SETTINGS.api_key
-        if expected is None:
-            return
-        given = x_api_key or (
-            authorization[7:] if authorization and authorization.startswith("Bearer ") else None
-        )
-        if not given:
-            raise HTTPException(401, "API key required: send it as X-API-Key or Authorization: Bearer")
-        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-            raise HTTPException(403, "API key not accepted")
+        write_status(self.status_file, status)
 
     def score(self, records: list[dict[str, Any]]) -> tuple[LoadedModel, list[dict[str, Any]], str]:
         model = self.store.current
@@ -218,14 +205,31 @@ class BatchPredictAPI(_ScoringAPI):
         return output
 
 
-def worker_statuses(settings: ServeSettings) -> list[dict[str, Any]]:
-    statuses = []
-    for path in sorted(settings.status_dir.glob("*.json")):
-        try:
-            statuses.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue  # being replaced right now
-    return statuses
+def readiness(settings: ServeSettings, api_paths: list[str]) -> tuple[str, list[str]]:
+    """`ok`, `degraded` (serving, but a worker is down or a model is not the champion) or `not ready`
+    (an API has no live worker with a model), with the reasons."""
+    statuses = live_statuses(settings.status_dir)
+    missing, degraded = [], []
+    for api_path in api_paths:
+        workers = [s for s in statuses if s["api_path"] == api_path]
+        loaded = [s for s in workers if s["model"]]
+        errors = sorted({s["last_error"] for s in workers if s["last_error"]})
+        if not loaded:
+            missing.append(f"{api_path}: " + ("; ".join(errors) or "no live worker with a model yet"))
+            continue
+        if len(workers) < settings.serve_workers:
+            degraded.append(f"{api_path}: {len(workers)} of {settings.serve_workers} workers alive")
+        stale = sorted(
+            {s["model"]["version"] for s in loaded if s["model"]["version"] != s["champion_version"]}
+        )
+        if stale or errors:
+            detail = "; ".join(errors) or f"the champion is v{loaded[0]['champion_version']}"
+            degraded.append(
+                f"{api_path}: serving v{', v'.join(stale) or loaded[0]['model']['version']}: {detail}"
+            )
+    if missing:
+        return "not ready", missing + degraded
+    return ("degraded" if degraded else "ok"), degraded
 
 
 def build_server(settings: ServeSettings) -> ls.LitServer:
@@ -237,13 +241,26 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
         timeout=settings.request_timeout_s,
         healthcheck_path="/litserve/health",
         info_path="/litserve/info",
-        middlewares=[EdgeMiddleware],
+        # A worker that dies (killed, out of memory) is started again; only its requests in flight fail.
+        restart_workers=True,
+        middlewares=[
+            (
+                EdgeMiddleware,
+                {
+                    "api_key": settings.api_key,
+                    "max_body_bytes": settings.max_body_bytes,
+                    "body_timeout_s": settings.body_timeout_s,
+                    "answer_timeout_s": settings.request_timeout_s,
+                },
+            )
+        ],
     )
     app = server.app
     for route in app.routes:  # LitServe's own plain-text routes; /health and /model-info are ours
         if getattr(route, "path", "") in ("/", "/litserve/health", "/litserve/info"):
             route.include_in_schema = False
     app.add_exception_handler(RequestValidationError, validation_error_handler(settings.batch_limit))
+    api_paths = [api.api_path for api in apis]
 
     @app.get("/metrics", tags=["operations"])
     def prometheus_metrics() -> Response:
@@ -253,37 +270,39 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
 
     @app.get("/health", tags=["operations"])
     def health() -> JSONResponse:
-        """Liveness and readiness: 503 with the reason until every scoring API has a loaded model."""
-        statuses = worker_statuses(settings)
-        missing = []
-        for api in apis:
-            loaded = [s for s in statuses if s["api_path"] == api.api_path and s["model"]]
-            if not loaded:
-                errors = {
-                    s["last_error"] for s in statuses if s["api_path"] == api.api_path and s["last_error"]
-                }
-                missing.append(f"{api.api_path}: " + ("; ".join(sorted(errors)) or "workers starting"))
-        if missing:
-            return JSONResponse({"status": "not ready", "reason": " | ".join(missing)}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        """200 `ok`, or 200 `degraded` while serving with a worker down or a version other than the champion
+        (the reason says which); 503 `not ready` while a scoring API has no live worker with a model."""
+        status, reasons = readiness(settings, api_paths)
+        body = {"status": status} | ({"reason": " | ".join(reasons)} if reasons else {})
+        return JSONResponse(body, status_code=503 if status == "not ready" else 200)
 
     @app.get("/model-info", tags=["operations"])
     def model_info() -> JSONResponse:
-        """The model the workers serve: name, version, run, trained-at, data version, metrics, threshold."""
-        statuses = worker_statuses(settings)
+        """The model the workers serve: name, version, run, trained-at, data version, metrics, threshold,
+        and the champion's version when it differs (a version that failed to load). Needs the API key."""
+        statuses = live_statuses(settings.status_dir)
         loaded = [s for s in statuses if s["model"]]
         if not loaded:
             raise HTTPException(503, "no model loaded yet")
         versions = sorted({s["model"]["version"] for s in loaded}, key=int)
         newest = max(loaded, key=lambda s: int(s["model"]["version"]))["model"]
+        champions = {s["champion_version"] for s in statuses if s["champion_version"]}
         errors = sorted({s["last_error"] for s in statuses if s["last_error"]})
-        return JSONResponse({**newest, "versions_served": versions, "load_errors": errors})
+        return JSONResponse(
+            {
+                **newest,
+                "versions_served": versions,
+                "champion_version": max(champions, key=int) if champions else None,
+                "load_errors": errors,
+            }
+        )
 
     return server
 
 
 def main() -> None:
     settings = SETTINGS
+    restrict_to_owner()  # the prediction log holds every scored record: owner-only files
     for directory in (settings.metrics_dir, settings.status_dir):  # state of a previous server
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
@@ -294,5 +313,9 @@ def main() -> None:
     MlflowClient(tracking_uri).search_registered_models(max_results=1)
     server = build_server(settings)
     server.run(
-        host=settings.serve_host, port=settings.serve_port, generate_client_file=False, log_level="warning"
+        host=settings.serve_host,
+        port=settings.serve_port,
+        generate_client_file=False,
+        log_level="warning",
+        http=header_timeout_protocol(settings.header_timeout_s),
     )

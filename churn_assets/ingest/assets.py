@@ -25,7 +25,7 @@ class IngestConfig(dg.Config):
         ),
         dg.AssetSpec(
             RAW_REJECTED,
-            description="Rows that failed validation, with file, line number, raw text and every reason.",
+            description="Records that failed validation: file, first line number, raw text, every reason.",
             group_name="ingestion",
             kinds={"duckdb"},
         ),
@@ -35,7 +35,7 @@ class IngestConfig(dg.Config):
             "rows_accounted_for",
             asset=RAW_CUSTOMERS,
             blocking=True,
-            description="For every loaded file, accepted + rejected rows == rows in the file.",
+            description="For every loaded file, accepted + rejected rows == CSV records in the file.",
         ),
         dg.AssetCheckSpec(
             "no_refused_files", asset=RAW_CUSTOMERS, description="No landed file was refused as a whole."

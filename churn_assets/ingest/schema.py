@@ -36,6 +36,13 @@ INTEGER_COLUMNS = ("tenure",)
 DECIMAL_COLUMNS = ("MonthlyCharges", "TotalCharges")
 # The public file leaves TotalCharges blank (a single space) for its 11 tenure-0 customers.
 BLANK_ALLOWED = ("TotalCharges",)
+# ...and only for them: nothing has been billed in a customer's first month, so TotalCharges may be
+# blank only when tenure is this; a blank TotalCharges with any other tenure is invalid.
+BLANK_TOTAL_CHARGES_TENURE = 0
+# The data set's number formats (after surrounding spaces): whole months, and dollar amounts with an
+# optional decimal part. Nothing else: no sign, no exponent, no `1_000`.
+WHOLE_NUMBER_PATTERN = r"^[0-9]+$"
+AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 
 COLUMNS: tuple[str, ...] = (
     "customerID",

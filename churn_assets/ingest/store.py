@@ -2,7 +2,10 @@
 
 ``raw.landed_files`` logs every file ever seen and what became of it; a file whose sha256 is already
 there is skipped, so landing the same file twice adds nothing. A refused file is logged with its
-reason and does not stop the files after it.
+reason and does not stop the files after it. Row counts are CSV records, not lines (see
+:mod:`churn_assets.ingest.parse`): ``rows_in_file`` = ``rows_accepted`` + ``rows_rejected``, a record
+spanning several lines counts once, blank lines not at all. ``_row_number`` is the line a record
+starts on; ``raw_line`` holds a rejected record's whole raw text.
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ def _log_file(conn: duckdb.DuckDBPyConnection, outcome: FileOutcome, ingested_at
 
 
 def row_count_mismatches(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, int]]:
-    """Loaded files whose stored accepted + rejected rows differ from the rows in the file."""
+    """Loaded files whose stored accepted + rejected rows differ from the records in the file."""
     return conn.execute(
         """
         with stored as (

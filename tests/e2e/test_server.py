@@ -242,6 +242,10 @@ def test_hot_swap_under_load_fails_no_request(
             assert _until(lambda: _served_versions(server) == {str(v2.version)}, 30)
             client.set_registered_model_alias(MODEL, "champion", broken.version)
             assert _until(lambda: _load_errors(server), 30)
+            with server.client() as http:  # still serving v2, and saying the champion did not load
+                health = http.get("/health")
+            assert health.status_code == 200 and health.json()["status"] == "degraded"
+            assert f"v{broken.version}" in health.json()["reason"]
             time.sleep(2)
             stop = time.monotonic()
             for f in futures:
@@ -257,6 +261,9 @@ def test_hot_swap_under_load_fails_no_request(
         assert any(f"v{broken.version}" in e for e in info["load_errors"])
         assert _metric(http.get("/metrics").text, "churn_model_load_failures_total") >= 1
     assert _until(lambda: _served_versions(server) == {"1"}, 30)  # rollback by alias
+    assert _until(lambda: not _load_errors(server), 30)  # the refusal is history once the champion serves
+    with server.client() as http:
+        assert http.get("/health").json() == {"status": "ok"}
 
 
 def _until(predicate, timeout_s: float) -> bool:
@@ -290,6 +297,8 @@ def test_api_key_is_required_when_configured(materialized: Installation, csv_rec
         secured.client() as http,
     ):
         assert http.get("/health").status_code == 200  # stays open
+        assert http.get("/model-info").status_code == 401
+        assert http.get("/model-info", headers={"X-API-Key": "s3cret-key"}).status_code == 200
         assert http.post("/predict", json=csv_records[0]).status_code == 401
         assert http.post("/predict", json=csv_records[0], headers={"X-API-Key": "wrong"}).status_code == 403
         assert (

@@ -65,9 +65,11 @@ def test_data_profile_is_written(materialized: Installation) -> None:
 
 
 def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Installation, real_csv) -> None:
-    """Batches made at test time from the real file: corrupted lines, a non-CSV file, a good new batch."""
+    """Batches made at test time from the real file: corrupted records, a non-CSV file, a good new batch."""
     lines = real_csv.read_text().splitlines()
     header, rows = lines[0], lines[1:]
+    ids = [r.split(",", 1)[0] for r in rows]
+    separated_id, broken_id = ids[5].replace("-", "\u2028"), ids[6].replace("-", "\n")
     corrupted = [
         rows[0],
         rows[1][:25],  # truncated
@@ -77,19 +79,23 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
         .replace("One year", "Fortnightly")
         .replace("Two year", "Fortnightly"),
         rows[4],
+        # the reported bug: a line separator in an id split the line and a customer "VHVEG" got in
+        rows[5].replace(ids[5], separated_id, 1),
+        rows[6].replace(ids[6], f'"{broken_id}"', 1),  # a quoted line break: the record is lines 8-9
     ]
     landing = materialized.settings.landing_dir
     (landing / "b1_corrupted.csv").write_text("\n".join([header, *corrupted]) + "\n")
     (landing / "b2_report.pdf").write_bytes(b"%PDF-1.7\n\xe2\xe3\xcf\xd3 binary")
     renamed = [f"NEW-{i:04d}{r[r.index(',') :]}" for i, r in enumerate(rows[:20])]
     (landing / "b3_new_customers.csv").write_text("\n".join([header, *renamed]) + "\n")
+    (landing / "b4_header_only.csv").write_text(header + "\n")
 
     result = materialized.run_job(INGEST_JOB)
 
     assert result.success
     meta = _materialization(result, RAW_CUSTOMERS).metadata
-    assert (meta["rows_accepted"].value, meta["rows_rejected"].value) == (2 + 20, 3)
-    assert (meta["files_loaded"].value, meta["files_refused"].value, meta["files_skipped"].value) == (2, 1, 1)
+    assert (meta["rows_accepted"].value, meta["rows_rejected"].value) == (2 + 20, 5)
+    assert (meta["files_loaded"].value, meta["files_refused"].value, meta["files_skipped"].value) == (2, 2, 1)
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["rows_accounted_for"].passed
     assert not checks["no_refused_files"].passed
@@ -98,12 +104,26 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
         materialized,
         "select _row_number, reason from raw.rejected_rows where _source_file = 'b1_corrupted.csv' order by 1",
     )
-    assert [n for n, _ in reasons] == [3, 4, 5]
+    assert [n for n, _ in reasons] == [3, 4, 5, 7, 8]
     assert reasons[0][1].startswith("expected 21 fields")
     assert reasons[1][1] == "MonthlyCharges: not a non-negative number '12x.4'"
     assert reasons[2][1] == "Contract: unknown value 'Fortnightly'"
-    refused = _query(materialized, "select reason from raw.landed_files where source_file = 'b2_report.pdf'")
-    assert "not UTF-8" in refused[0][0]
+    unsafe_id = "customerID: contains a control or line-separator character"
+    assert reasons[3][1] == f"{unsafe_id} '{separated_id.encode('unicode_escape').decode()}'"
+    assert reasons[4][1] == f"{unsafe_id} '{broken_id.encode('unicode_escape').decode()}'"
+    assert _query(
+        materialized,
+        "select rows_in_file, rows_accepted, rows_rejected from raw.landed_files "
+        "where source_file = 'b1_corrupted.csv'",
+    ) == [(7, 2, 5)]
+    assert _query(
+        materialized, "select count(*) from raw.customers where _source_file = 'b1_corrupted.csv'"
+    ) == [(2,)]
+    refused = dict(
+        _query(materialized, "select source_file, reason from raw.landed_files where status = 'rejected'")
+    )
+    assert "not UTF-8" in refused["b2_report.pdf"]
+    assert refused["b4_header_only.csv"] == "b4_header_only.csv: header only, no records"
     assert _query(materialized, "select count(*) from marts.customer_features") == [(7043 + 20,)]
 
     again = materialized.run_job(INGEST_JOB)

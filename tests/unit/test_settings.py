@@ -1,8 +1,12 @@
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from churn_assets.settings import Settings
+from churn_assets.settings import REPO_ROOT, Settings
 
 
 def test_everything_derives_from_churn_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,3 +35,46 @@ def test_ensure_dirs_writes_the_instance_config_with_the_duckdb_pool(tmp_path: P
     instance_yaml = (s.dagster_home / "dagster.yaml").read_text()
     assert "default_limit: 1" in instance_yaml
     assert s.landing_dir.is_dir() and s.reports_dir.is_dir()
+
+
+def test_ensure_dirs_makes_churn_home_owner_only(tmp_path: Path) -> None:
+    fresh = Settings(home=tmp_path / "fresh")
+    fresh.ensure_dirs()
+    assert stat.S_IMODE(fresh.home.stat().st_mode) == 0o700
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    existing.chmod(0o755)
+    Settings(home=existing).ensure_dirs()
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o700
+
+
+def _python(code: str, env: dict[str, str] | None = None) -> None:
+    """Run ``code`` in a fresh interpreter, so this process's umask is never touched."""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, env=env)
+
+
+def test_restrict_to_owner_leaves_no_group_or_other_bits(tmp_path: Path) -> None:
+    _python(
+        "import os\n"
+        "os.umask(0o022)\n"
+        "import churn_assets.cli  # importing changes nothing\n"
+        "assert os.umask(0o022) == 0o022\n"
+        "from churn_assets.settings import restrict_to_owner\n"
+        "restrict_to_owner()\n"
+        f"open({str(tmp_path / 'file')!r}, 'w').write('x')\n"
+        f"os.mkdir({str(tmp_path / 'dir')!r})\n"
+    )
+    assert stat.S_IMODE((tmp_path / "file").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "dir").stat().st_mode) == 0o700
+
+
+def test_the_churn_cli_writes_owner_only_files(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    env["CHURN_HOME"] = str(tmp_path / "home")
+    _python(
+        "import os, sys\nos.umask(0o022)\nfrom churn_assets.cli import main\nsys.exit(main(['env']))", env
+    )
+    s = Settings(home=tmp_path / "home")
+    assert stat.S_IMODE((s.dagster_home / "dagster.yaml").stat().st_mode) == 0o600
+    for directory in (s.home, s.landing_dir, s.dagster_home, s.mlflow_artifacts_dir):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory

@@ -90,3 +90,55 @@ def test_partial_downloads_and_dotfiles_wait(tmp_path: Path, conn) -> None:
     write_csv(landing / "x.csv.part", GOOD_ROWS)
     write_csv(landing / ".hidden.csv", GOOD_ROWS)
     assert ingest_landing(conn, landing) == []
+
+
+def test_records_not_lines_are_accounted_for(tmp_path: Path, conn) -> None:
+    """rows_in_file counts records: a quoted line break, a line separator and a blank line change nothing."""
+    landing = tmp_path / "landing"
+    multi = with_field(GOOD_ROWS[1], "customerID", '"T-\n0002"')  # lines 3-4
+    separator = with_field(GOOD_ROWS[2], "customerID", "7590\u2028VHVEG")  # line 5
+    nul = with_field(GOOD_ROWS[3], "customerID", "T-\x000004")  # line 7, after a blank line 6
+    write_csv(landing / "a.csv", [GOOD_ROWS[0], multi, separator, "", nul, BLANK_TOTAL_ROW])
+
+    (outcome,) = ingest_landing(conn, landing)
+
+    assert (outcome.rows_in_file, outcome.rows_accepted, outcome.rows_rejected) == (5, 2, 3)
+    assert conn.execute(
+        "select rows_in_file, rows_accepted, rows_rejected from raw.landed_files"
+    ).fetchall() == [(5, 2, 3)]
+    assert row_count_mismatches(conn) == []
+    assert conn.execute("select customerID, _row_number from raw.customers order by 2").fetchall() == [
+        ("T-0001", 2),
+        ("T-0005", 8),
+    ]
+    assert conn.execute("select _row_number, raw_line from raw.rejected_rows order by 1").fetchall() == [
+        (3, multi),
+        (5, separator),
+        (7, nul),
+    ]
+
+
+def test_refused_header_only_and_open_quote_files_are_logged_and_the_next_file_loads(
+    tmp_path: Path, conn
+) -> None:
+    landing = tmp_path / "landing"
+    write_csv(landing / "1_header_only.csv", [])
+    open_quote = with_field(GOOD_ROWS[1], "customerID", '"T-0002')
+    write_csv(landing / "2_open_quote.csv", [GOOD_ROWS[0], open_quote, GOOD_ROWS[2]])
+    write_csv(landing / "3_good.csv", [GOOD_ROWS[3]])
+
+    outcomes = ingest_landing(conn, landing)
+
+    assert [(o.source_file, o.status) for o in outcomes] == [
+        ("1_header_only.csv", "rejected"),
+        ("2_open_quote.csv", "rejected"),
+        ("3_good.csv", "loaded"),
+    ]
+    logged = dict(
+        conn.execute("select source_file, reason from raw.landed_files where status = 'rejected'").fetchall()
+    )
+    assert logged["1_header_only.csv"] == "1_header_only.csv: header only, no records"
+    assert "a quote left open" in logged["2_open_quote.csv"]
+    assert conn.execute("select customerID from raw.customers").fetchall() == [("T-0004",)]
+    assert _count(conn, "raw.rejected_rows") == 0
+    assert row_count_mismatches(conn) == []

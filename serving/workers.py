@@ -1,0 +1,44 @@
+"""Worker status files: each inference worker writes what it serves; the API servers read them.
+
+One JSON file per worker process (`<api>-<pid>.json` under the status directory), replaced atomically. A
+killed worker cannot remove its file, so readers keep only the files of processes still alive.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(status))
+    partial.replace(path)
+
+
+def live_statuses(status_dir: Path) -> list[dict[str, Any]]:
+    """The status of every live worker, oldest file name first."""
+    statuses = []
+    for path in sorted(status_dir.glob("*.json")):
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        if alive(status["pid"]):
+            statuses.append(status)
+    return statuses
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs; a dead worker that is not yet reaped (a zombie) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc on this system: signal 0 is all there is
