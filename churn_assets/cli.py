@@ -39,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ui":
         os.environ.update(settings.subprocess_env())
         os.chdir(REPO_ROOT)
-        dagster = str(Path(sys.executable).parent / "dagster")  # the one installed beside this Python
+        # The tools installed beside this Python (dagster, and dbt for the code server's project
+        # preparation) come first, as under `make ui`, even when the virtualenv is not activated.
+        scripts = Path(sys.executable).parent
+        os.environ["PATH"] = f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"
+        dagster = str(scripts / "dagster")
         os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
     for name, value in settings.subprocess_env().items():
         print(f"export {name}={value}")

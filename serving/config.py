@@ -31,9 +31,11 @@ class ServeSettings(BaseSettings):
     prediction_log_retention_days: int = Field(30, ge=1)
     request_timeout_s: float = 30.0
 
+    home: Path | None = None  # CHURN_HOME, as Settings reads it; set here to name another installation
+
     @cached_property
     def paths(self) -> Settings:
-        return Settings()
+        return Settings() if self.home is None else Settings(home=self.home)
 
     @property
     def state_dir(self) -> Path:
@@ -44,14 +46,24 @@ class ServeSettings(BaseSettings):
         return self.paths.prediction_log_dir
 
     @property
+    def instance_dir(self) -> Path:
+        return instance_dir(self.state_dir, self.serve_port)
+
+    @property
     def metrics_dir(self) -> Path:
-        return self.state_dir / "metrics"
+        return self.instance_dir / "metrics"
 
     @property
     def status_dir(self) -> Path:
-        return self.state_dir / "workers"
+        return self.instance_dir / "workers"
 
     @property
     def model_cache_dir(self) -> Path:
         """The last versions that loaded, kept locally so a restart can serve one when the registry can't."""
         return self.state_dir / "model-cache"
+
+
+def instance_dir(state_dir: Path, port: int) -> Path:
+    """The state of the server on `port` (its processes' metrics, its workers' status files). Servers on
+    other ports may share the home (replicas, tests): each starts by clearing only its own."""
+    return state_dir / f"port-{port}"

@@ -193,6 +193,7 @@ class ModelStore:
     def _serve(self, loaded: LoadedModel) -> None:
         self.current = loaded  # one reference assignment: requests in flight keep the model they took
         _write_atomically(self.cache_dir / LAST_GOOD, loaded.version)
+        prune_cache(self.cache_dir, keep=CACHED_VERSIONS)
         self.last_error = None
         self._on_event("loaded", loaded.version)
 
@@ -234,6 +235,17 @@ class ModelStore:
 
 LAST_GOOD = "last-good"
 INFO = "info.json"
+CACHED_VERSIONS = 3  # the served one and the two before it: a rollback needs no download
+
+
+def prune_cache(cache_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` most recently cached versions (the last good one always stays)."""
+    last_good = (cache_dir / LAST_GOOD).read_text().strip() if (cache_dir / LAST_GOOD).is_file() else None
+    cached = sorted(cache_dir.glob("v*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    expired = [p for p in cached[keep:] if p.name != f"v{last_good}"]
+    for path in expired:
+        shutil.rmtree(path, ignore_errors=True)  # another worker may be pruning too
+    return expired
 
 
 def _write_atomically(path: Path, text: str) -> None:

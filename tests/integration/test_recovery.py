@@ -232,6 +232,9 @@ def test_a_killed_ingestion_run_frees_its_slot_and_the_next_file_loads(tmp_path:
             assert counts == {big.name: BIG_ROWS, small.name: 4}
             assert _warehouse(settings, "select count(*) from raw.rejected_rows") == [(0,)]
             loaded_by_killed_run = files[big.name][3].replace(tzinfo=UTC).timestamp() < killed
+            # 5. What `churn ui` and its runs wrote is owner-only (umask 077 from `churn`'s main).
+            for path in (settings.home, settings.duckdb_path, settings.dagster_home / "history" / "runs.db"):
+                assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
     finally:
         _stop(ui)
 
