@@ -106,7 +106,8 @@ class EdgeMiddleware:
 
     async def _answer_in_time(self, scope: Scope, receive: Receive, send: Send, status: dict) -> None:
         try:
-            await asyncio.wait_for(self.app(scope, receive, send), self.answer_timeout_s)
+            async with asyncio.timeout(self.answer_timeout_s):  # no extra task, unlike wait_for
+                await self.app(scope, receive, send)
         except TimeoutError:
             if status["started"]:  # too late for another answer
                 raise
