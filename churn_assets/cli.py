@@ -40,11 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(settings.subprocess_env())
         os.chdir(REPO_ROOT)
         # The tools installed beside this Python (dagster, and dbt for the code server's project
-        # preparation) come first, as under `make ui`, even when the virtualenv is not activated.
+        # preparation) come first on PATH, as under `make ui`, even when the virtualenv is not activated.
         scripts = Path(sys.executable).parent
         os.environ["PATH"] = f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"
-        dagster = str(scripts / "dagster")
-        os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
+        os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
     for name, value in settings.subprocess_env().items():
         print(f"export {name}={value}")
     return 0

@@ -19,7 +19,7 @@ class ServeSettings(BaseSettings):
     batch_limit: int = Field(10_000, ge=1)
     # 10,000 records of the data set are ~5 MB of compact JSON, ~6 MB indented: 8 MiB admits a full batch.
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    # A client must send its request headers, and each part of its body, within these many seconds.
+    # A client must send its request headers, and then its whole body, within these many seconds.
     header_timeout_s: float = Field(10.0, gt=0)
     body_timeout_s: float = Field(10.0, gt=0)
     model_name: str = "telco-churn"

@@ -4,8 +4,8 @@ A pure ASGI middleware, in this order for the scoring endpoints:
 
 1. the API key, before a byte of the body is read (401 missing, 403 wrong); `/model-info` needs it too;
 2. the content type (415), then the body, read with a size limit (413 on `Content-Length` alone, or as
-   soon as the bytes read pass it) and a per-read timeout (408: a body shorter than its `Content-Length`
-   cannot hold a connection forever);
+   soon as the bytes read pass it) and a deadline for the whole body (408: a body shorter than its
+   `Content-Length`, or a trickle, cannot hold a connection; after a 408 or 413 the connection closes);
 3. the body parsed once here: JSON with duplicate keys refused (422 naming row and field), nesting that
    would exhaust the parser refused, `text/csv` read record by record as a CSV reader does (quoted newlines
    are data; any line ending), a repeated header column refused, and a row with more or fewer fields than
@@ -55,9 +55,12 @@ class Refused(Exception):
         self.status, self.message, self.details = status, message, details
 
     def response(self) -> JSONResponse:
+        # After a refused body the rest of it may still be on the wire: do not keep that connection.
+        headers = {"connection": "close"} if self.status in (408, 413) else None
         if self.details is None:
-            return JSONResponse({"detail": self.message}, status_code=self.status)
-        return JSONResponse({"detail": self.details, "message": self.message}, status_code=self.status)
+            return JSONResponse({"detail": self.message}, status_code=self.status, headers=headers)
+        body = {"detail": self.details, "message": self.message}
+        return JSONResponse(body, status_code=self.status, headers=headers)
 
 
 class EdgeMiddleware:
@@ -167,10 +170,13 @@ class EdgeMiddleware:
         return {**scope, "headers": new_headers}, _replay(new_body)
 
     async def _read_body(self, receive: Receive) -> bytes:
+        """The whole body within `body_timeout_s` of its first read (a trickle cannot hold it open)."""
         chunks, size = [], 0
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         while True:
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError as exc:
                 raise Refused(408, f"request body not received within {self.body_timeout_s:g} s") from exc
             if message["type"] == "http.disconnect":
@@ -194,6 +200,11 @@ class _Record(dict):
     repeated: tuple[str, ...] = ()
 
 
+def printable(text: str) -> str:
+    """`text` safe to put in a JSON answer: lone surrogates (valid in JSON escapes, not in UTF-8) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _object(pairs: list[tuple[str, Any]]) -> _Record:
     record = _Record(pairs)
     if len(record) != len(pairs):
@@ -213,8 +224,8 @@ def json_payload(text: str) -> Any:
     rows = enumerate(payload) if isinstance(payload, list) else [(None, payload)]
     errors = [
         {
-            "loc": ["body", *([] if row is None else [row]), key],
-            "msg": f"key '{key}' appears more than once",
+            "loc": ["body", *([] if row is None else [row]), printable(key)],
+            "msg": f"key '{printable(key)}' appears more than once",
             "type": "duplicate_key",
         }
         for row, record in rows
@@ -233,14 +244,17 @@ def _invalid(message: str) -> Refused:
 def csv_records(text: str) -> list[dict[str, str]]:
     """Rows of a CSV export with the data set's header; the label column, if present, is dropped.
 
-    Read as a CSV reader reads records (newline="": quoted newlines are data, \\n, \\r\\n and \\r end a
-    record). A repeated header column is a 422; a record with more or fewer fields than the header, or a
-    file the reader cannot parse, is a 400 naming the record.
+    Read as ingestion reads a landed file: records (newline="": quoted newlines are data; \\n, \\r\\n and
+    \\r end a record), strict quoting, header names without surrounding spaces, blank records skipped. A
+    repeated header column is a 422; a record with more or fewer fields than the header (rows count
+    records from 0, the header not counted), or text the reader cannot parse, is a 400 naming it.
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # A blank record (an empty or whitespace-only line) is not a row, as in ingestion.
+    records = (fields for fields in reader if len(fields) > 1 or (fields and fields[0].strip()))
     try:
-        header = next(reader, None)
-        if header is None:
+        header = [h.strip(" ") for h in next(records, [])]
+        if not header:
             raise Refused(400, "unreadable text/csv body: it is empty")
         repeated = sorted({c for c in header if header.count(c) > 1})
         if repeated:
@@ -253,10 +267,8 @@ def csv_records(text: str) -> list[dict[str, str]]:
                 for c in repeated
             ]
             raise Refused(422, f"CSV header repeats columns {repeated}", errors)
-        records = []
-        for row, fields in enumerate(reader):
-            if not fields:
-                continue  # a blank line is not a record
+        rows = []
+        for row, fields in enumerate(records):
             if len(fields) != len(header):
                 raise Refused(
                     400,
@@ -264,10 +276,10 @@ def csv_records(text: str) -> list[dict[str, str]]:
                 )
             record = dict(zip(header, fields, strict=True))
             record.pop("Churn", None)
-            records.append(record)
+            rows.append(record)
     except csv.Error as exc:
-        raise Refused(400, f"unreadable text/csv body: record {reader.line_num}: {exc}") from exc
-    return records
+        raise Refused(400, f"unreadable text/csv body: line {reader.line_num}: {exc}") from exc
+    return rows
 
 
 def _replay(body: bytes) -> Receive:
@@ -339,7 +351,14 @@ def validation_error_handler(batch_limit: int):
             return Refused(
                 413, f"batch over the limit of {batch_limit} records; split it into smaller batches"
             ).response()
-        details = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+        details = [
+            {
+                "loc": [printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+                "msg": printable(str(e.get("msg", ""))),
+                "type": e.get("type"),
+            }
+            for e in errors
+        ]
         summary = "; ".join(_describe(e) for e in details[:10])
         return JSONResponse({"detail": details, "message": summary}, status_code=422)
 

@@ -1,8 +1,8 @@
 """The served model: resolved from the registry alias, loaded, and swapped atomically when the alias moves.
 
 The registry is the source: the server never opens the warehouse. A version that fails to load is
-refused and the one already loaded keeps serving. Every version that loaded is also kept in a local cache,
-so a server restarted while the champion is broken (or the registry down) serves the last good version.
+refused and the one already loaded keeps serving. The last versions that loaded are also kept in a local
+cache, so a server restarted while the champion is broken (or the registry down) serves the last good one.
 """
 
 import contextlib
@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from mlflow import MlflowClient
 
 from churn_assets.ml.explain import row_contributions
 from churn_assets.ml.pyfunc import RAW_COLUMNS, ChurnModel
+from serving.workers import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +95,23 @@ def _as_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path) -> LoadedModel:
-    """Load one registered version, from the local cache when it is there, else from the registry.
+    """Load one registered version, from the local cache when it holds it, else from the registry.
 
-    A version is cached only after it loaded: the cache holds nothing that was not servable. Registered
-    versions are immutable, so a cached copy stays valid.
+    A version is cached only after it loaded, under its name, version and MLflow run id (a new registry
+    reusing a version number has other run ids). A cached copy that no longer loads is dropped and
+    downloaded again.
     """
-    cached = cache_dir / f"v{version}"
-    if (cached / INFO).is_file():
-        return _load_local(cached, name, version)
     details = client.get_model_version(name, version)
-    staging = cache_dir / f".v{version}-{os.getpid()}"
+    cached = cache_dir / f"{name}-v{version}-{details.run_id}"
+    if (cached / INFO).is_file():
+        try:
+            return _load_local(cached, name)
+        except Exception as exc:
+            log.warning(
+                "cached copy of %s v%s unusable (%s): downloading it again", name, version, redact(str(exc))
+            )
+            shutil.rmtree(cached, ignore_errors=True)
+    staging = cache_dir / f".{cached.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -122,16 +131,18 @@ def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path)
             "test_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
             "features": model.feature_columns,
         }
-        (staging / INFO).write_text(json.dumps({**info, "model_dir": str(Path(local).relative_to(staging))}))
-        with contextlib.suppress(OSError):  # another worker cached it first: same immutable version
+        model_dir = str(Path(local).relative_to(staging))
+        write_atomically(staging / INFO, json.dumps({**info, "model_dir": model_dir}))
+        with contextlib.suppress(OSError):  # another worker cached it first: the same run's artifacts
             staging.rename(cached)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return LoadedModel(name, version, details.run_id, model, info)
 
 
-def _load_local(cached: Path, name: str, version: str) -> LoadedModel:
+def _load_local(cached: Path, name: str) -> LoadedModel:
     stored = json.loads((cached / INFO).read_text())
+    version = stored["version"]
     model = _unwrap(mlflow.pyfunc.load_model(str(cached / stored.pop("model_dir"))), name, version)
     return LoadedModel(name, version, stored["run_id"], model, stored)
 
@@ -144,7 +155,7 @@ def _unwrap(pyfunc: Any, name: str, version: str) -> ChurnModel:
 
 
 # An absolute path or file/sqlite URI in an error text: replaced so no answer maps the host's filesystem.
-_PATH = re.compile(r"(?:file://|sqlite:///)?(?<![\w:.])(?:/[^/\s'\"():,;]+){2,}/?")
+_PATH = re.compile(r"(?:file:(?://)?|sqlite:///)?(?<![\w:.])(?:/[^/\s'\"():,;]+){2,}/?")
 
 
 def redact(text: str) -> str:
@@ -154,8 +165,9 @@ def redact(text: str) -> str:
 class ModelStore:
     """Holds the current LoadedModel and polls the alias; readers take `current` once per request.
 
-    When the champion cannot be loaded (or the registry reached) and nothing is served yet, the last
-    version that loaded here is taken from the local cache; the champion is taken as soon as it loads.
+    When the alias's version cannot be loaded (or the registry reached) and nothing is served yet, the
+    last version this model name and alias served here is taken from the local cache; the alias's version
+    is taken as soon as it loads.
     """
 
     def __init__(
@@ -164,6 +176,7 @@ class ModelStore:
         self.client = MlflowClient(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
         self.name, self.alias, self.poll_s, self.cache_dir = name, alias, poll_s, cache_dir
+        self.last_good = cache_dir / f"last-good-{name}@{alias}"
         self.current: LoadedModel | None = None
         self.champion_version: str | None = None
         self.last_error: str | None = None
@@ -192,10 +205,13 @@ class ModelStore:
 
     def _serve(self, loaded: LoadedModel) -> None:
         self.current = loaded  # one reference assignment: requests in flight keep the model they took
-        _write_atomically(self.cache_dir / LAST_GOOD, loaded.version)
-        prune_cache(self.cache_dir, keep=CACHED_VERSIONS)
         self.last_error = None
         self._on_event("loaded", loaded.version)
+        try:  # bookkeeping of the cache: its failure must not stop serving or polling
+            write_atomically(self.last_good, f"{self.name}-v{loaded.version}-{loaded.run_id}")
+            prune_cache(self.cache_dir, keep=CACHED_VERSIONS)
+        except OSError as exc:
+            log.warning("model cache bookkeeping failed: %s", redact(str(exc)))
 
     def _cleared(self) -> None:
         if self.last_error is not None:
@@ -211,45 +227,58 @@ class ModelStore:
             self._serve_last_good()
 
     def _serve_last_good(self) -> None:
-        if not (self.cache_dir / LAST_GOOD).is_file():
-            return  # nothing ever loaded in this home
+        if not self.last_good.is_file():
+            return  # this name and alias never served here
         try:
-            version = (self.cache_dir / LAST_GOOD).read_text().strip()
-            loaded = _load_local(self.cache_dir / f"v{version}", self.name, version)
-        except Exception as exc:  # the copy is unreadable
+            loaded = _load_local(self.cache_dir / self.last_good.read_text().strip(), self.name)
+        except Exception as exc:  # the copy is gone or unreadable
             log.warning("cannot fall back on the last good version: %s", redact(str(exc)))
             return
-        log.warning("serving the last good version v%s from the local cache: %s", version, self.last_error)
+        log.warning(
+            "serving the last good version v%s from the local cache: %s", loaded.version, self.last_error
+        )
         self.current = loaded
-        self._on_event("loaded", version)
+        self._on_event("loaded", loaded.version)
 
     def start_polling(self) -> None:
-        stop = threading.Event()
-
         def loop() -> None:
-            while not stop.wait(self.poll_s):
-                self.refresh()
+            while True:
+                time.sleep(self.poll_s)
+                try:
+                    self.refresh()
+                except Exception:  # never let one bad poll end the following ones
+                    log.exception("model poll failed")
 
         threading.Thread(target=loop, name="model-poll", daemon=True).start()
 
 
-LAST_GOOD = "last-good"
 INFO = "info.json"
 CACHED_VERSIONS = 3  # the served one and the two before it: a rollback needs no download
 
 
+STAGING_ABANDONED_S = 3600  # a download this old was left by a killed worker
+
+
 def prune_cache(cache_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the `keep` most recently cached versions (the last good one always stays)."""
-    last_good = (cache_dir / LAST_GOOD).read_text().strip() if (cache_dir / LAST_GOOD).is_file() else None
-    cached = sorted(cache_dir.glob("v*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    expired = [p for p in cached[keep:] if p.name != f"v{last_good}"]
+    """Delete all but the `keep` most recently cached versions (a last good version always stays) and
+    downloads abandoned by killed workers. Several workers prune at once: what another deleted is skipped."""
+    pinned = set()
+    for pointer in cache_dir.glob("last-good-*"):
+        with contextlib.suppress(OSError):
+            pinned.add(pointer.read_text().strip())
+    cached, abandoned = [], []
+    for path in cache_dir.iterdir():
+        with contextlib.suppress(OSError):
+            if not path.is_dir():
+                continue
+            if path.name.startswith("."):
+                if time.time() - path.stat().st_mtime > STAGING_ABANDONED_S:
+                    abandoned.append(path)
+            elif path.name not in pinned:
+                cached.append((path.stat().st_mtime, path))
+    pinned_kept = len(pinned & {p.name for p in cache_dir.iterdir()})
+    cached.sort(reverse=True)
+    expired = [path for _, path in cached[max(keep - pinned_kept, 0) :]] + abandoned
     for path in expired:
-        shutil.rmtree(path, ignore_errors=True)  # another worker may be pruning too
+        shutil.rmtree(path, ignore_errors=True)
     return expired
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(text)
-    partial.replace(path)

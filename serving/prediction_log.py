@@ -7,6 +7,7 @@ Date partitions older than `retention_days` are deleted (checked at most hourly,
 """
 
 import atexit
+import logging
 import os
 import shutil
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+log = logging.getLogger(__name__)
 
 
 class PredictionLog:
@@ -68,10 +71,13 @@ class PredictionLog:
         while True:
             self._wake.wait(self.flush_s)
             self._wake.clear()
-            self.flush()
-            if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
-                self._pruned_at = time.monotonic()
-                self.prune()
+            try:  # a failed write (disk full, a partition pruned at midnight) must not end the thread
+                self.flush()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+                    self._pruned_at = time.monotonic()
+                    self.prune()
+            except Exception:
+                log.exception("prediction log: flush or prune failed; rows of this flush are lost")
 
 
 PRUNE_EVERY_S = 3600

@@ -10,12 +10,15 @@ no `1_000`, no `1e3`, no booleans.
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from churn_assets.ingest.schema import (
     AMOUNT_PATTERN,
     BLANK_TOTAL_CHARGES_TENURE,
     CATEGORIES,
+    ID_FORBIDDEN_CHARACTERS,
+    ID_MAX_LENGTH,
+    RANGES,
     WHOLE_NUMBER_PATTERN,
 )
 
@@ -38,7 +41,7 @@ def _whole_number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be a whole number (a JSON integer or digits such as '12')")
     if isinstance(value, str) and not WHOLE_NUMBER.fullmatch(value := value.strip(" ")):
-        raise ValueError(f"must be a whole number written with digits only, got '{value}'")
+        raise ValueError(f"must be a whole number written with digits only, got {value!r}")
     return int(value)
 
 
@@ -46,7 +49,7 @@ def _amount(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("must be an amount (a JSON number or text such as '29.85')")
     if isinstance(value, str) and not AMOUNT.fullmatch(value := value.strip(" ")):
-        raise ValueError(f"must be an amount written as digits with an optional decimal part, got '{value}'")
+        raise ValueError(f"must be an amount written as digits with an optional decimal part, got {value!r}")
     return float(value)
 
 
@@ -85,10 +88,19 @@ EXAMPLE = {
 }
 
 
-def _senior(value: int) -> int:
-    if str(value) not in CATEGORIES["SeniorCitizen"]:
-        raise ValueError(f"must be one of {list(CATEGORIES['SeniorCitizen'])}, got {value}")
-    return value
+def _senior(value: Any) -> Any:
+    """As ingestion reads it: exactly one of the category values ('0' or '1'), or that JSON integer."""
+    allowed = CATEGORIES["SeniorCitizen"]
+    if isinstance(value, str) and value.strip(" ") in allowed:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and str(value) in allowed:
+        return value
+    raise ValueError(f"must be one of {list(allowed)} (text or integer), got {value!r}")
+
+
+def _in_range(column: str) -> Any:
+    low, high = RANGES[column]
+    return Field(ge=low, le=high)
 
 
 class CustomerRecord(BaseModel):
@@ -96,14 +108,14 @@ class CustomerRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
-    customerID: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-    gender: Category("gender")
-    SeniorCitizen: Annotated[
-        WholeNumber, AfterValidator(_senior), Field(description="1 for a senior, else 0.")
+    customerID: Annotated[
+        Text, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=f"^[^{ID_FORBIDDEN_CHARACTERS}]+$")
     ]
+    gender: Category("gender")
+    SeniorCitizen: Annotated[int, BeforeValidator(_senior), Field(description="1 for a senior, else 0.")]
     Partner: Category("Partner")
     Dependents: Category("Dependents")
-    tenure: Annotated[WholeNumber, Field(ge=0, le=1200, description="Months with the company.")]
+    tenure: Annotated[WholeNumber, _in_range("tenure"), Field(description="Months with the company.")]
     PhoneService: Category("PhoneService")
     MultipleLines: Category("MultipleLines")
     InternetService: Category("InternetService")
@@ -116,9 +128,9 @@ class CustomerRecord(BaseModel):
     Contract: Category("Contract")
     PaperlessBilling: Category("PaperlessBilling")
     PaymentMethod: Category("PaymentMethod")
-    MonthlyCharges: Annotated[Amount, Field(ge=0, le=100_000)]
+    MonthlyCharges: Annotated[Amount, _in_range("MonthlyCharges")]
     TotalCharges: Annotated[
-        Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)] | None,
+        Annotated[float, _in_range("TotalCharges"), Field(allow_inf_nan=False)] | None,
         BeforeValidator(_optional_amount),
         Field(
             description=f"Required; blank or null only for a customer in the first month "

@@ -35,7 +35,7 @@ from serving.edge import EdgeMiddleware, header_timeout_protocol, validation_err
 from serving.model_store import LoadedModel, ModelStore  # noqa: E402
 from serving.prediction_log import PredictionLog  # noqa: E402
 from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction  # noqa: E402
-from serving.workers import live_statuses, write_status  # noqa: E402
+from serving.workers import forget_dead, live_statuses, write_status  # noqa: E402
 
 log = logging.getLogger("serving")
 
@@ -66,6 +66,7 @@ class _ScoringAPI(ls.LitAPI):
         self.settings = ServeSettings()
         self._served_version: str | None = None
         self.status_file = self.settings.status_dir / f"{self.api_path.strip('/')}-{os.getpid()}.json"
+        forget_dead(self.settings.status_dir)  # e.g. the worker this one replaces
         self.prediction_log = PredictionLog(
             self.settings.prediction_log_dir,
             self.settings.log_flush_s,

@@ -4,17 +4,32 @@ One JSON file per worker process (`<api>-<pid>.json` under the status directory)
 killed worker cannot remove its file, so readers keep only the files of processes still alive.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 
-def write_status(path: Path, status: dict[str, Any]) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old text or the new, never half of it (a per-process temporary file, renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(status))
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
     partial.replace(path)
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(status))
+
+
+def forget_dead(status_dir: Path) -> None:
+    """Delete the status files of workers that are gone, so a later process reusing a pid is not taken
+    for them (called by each worker as it starts, e.g. the replacement of a killed one)."""
+    for path in status_dir.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if not alive(json.loads(path.read_text())["pid"]):
+                path.unlink()
 
 
 def live_statuses(status_dir: Path) -> list[dict[str, Any]]:

@@ -52,7 +52,10 @@ from churn_assets.ingest.schema import (
     COLUMNS,
     DECIMAL_COLUMNS,
     ID_COLUMN,
+    ID_FORBIDDEN_CHARACTERS,
+    ID_MAX_LENGTH,
     INTEGER_COLUMNS,
+    RANGES,
     WHOLE_NUMBER_PATTERN,
 )
 
@@ -63,7 +66,7 @@ REASON = "reason"
 _END_LINE = "_end_line"  # number of the physical line after the record (0-based end of its span)
 _FIRST_ROW = "_first_row"  # row number of the first record with the same customerID
 
-_UNSAFE_IN_ID = r"[\p{Cc}\p{Zl}\p{Zp}]"
+_UNSAFE_IN_ID = f"[{ID_FORBIDDEN_CHARACTERS}]"
 # Every character _UNSAFE_IN_ID matches, and how a reason shows it (as Python's repr does).
 _ESCAPES = {ch: repr(ch)[1:-1] for ch in map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029])}
 
@@ -259,6 +262,9 @@ def _checks() -> list[tuple[pl.Expr, pl.Expr]]:
         ID_COLUMN,
         "contains a control or line-separator character",
     )
+    flag(
+        value[ID_COLUMN].str.len_chars() > ID_MAX_LENGTH, ID_COLUMN, f"longer than {ID_MAX_LENGTH} characters"
+    )
     for column, allowed in CATEGORIES.items():
         flag(~value[column].is_in(list(allowed)), column, "unknown value")
     for column in INTEGER_COLUMNS:
@@ -268,6 +274,12 @@ def _checks() -> list[tuple[pl.Expr, pl.Expr]]:
         if column in BLANK_ALLOWED:
             bad = bad & (value[column] != "")
         flag(bad, column, "not a non-negative number")
+    for column, (low, high) in RANGES.items():
+        # Only values in the data set's formats (the format checks flag the rest): null otherwise.
+        number = pl.when(value[column].str.contains(AMOUNT_PATTERN)).then(
+            value[column].cast(pl.Float64, strict=False)
+        )
+        flag(((number < low) | (number > high)).fill_null(False), column, f"outside {low} to {high}")
     checks.append(_blank_total_charges_check(value["TotalCharges"], value["tenure"]))
     checks.append(
         (

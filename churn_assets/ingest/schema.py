@@ -43,6 +43,17 @@ BLANK_TOTAL_CHARGES_TENURE = 0
 # optional decimal part. Nothing else: no sign, no exponent, no `1_000`.
 WHOLE_NUMBER_PATTERN = r"^[0-9]+$"
 AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+# Plausible bounds (inclusive) of the numbers: 100 years of tenure, and charges far above the data set's
+# (max monthly 118.75, total 8,684.8). Beyond them a value is an error, and tenure must fit dbt's integer.
+RANGES: dict[str, tuple[int, int]] = {
+    "tenure": (0, 1_200),
+    "MonthlyCharges": (0, 100_000),
+    "TotalCharges": (0, 10_000_000),
+}
+# customerID is free text but a key: at most this long, and without control characters (Unicode Cc) or
+# line/paragraph separators (the inside of a regex character class, for Python and polars alike).
+ID_MAX_LENGTH = 64
+ID_FORBIDDEN_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
 
 COLUMNS: tuple[str, ...] = (
     "customerID",

@@ -94,6 +94,22 @@ def test_deeply_nested_json_is_a_4xx(server: Server, endpoint: str) -> None:
     assert response.status_code == 422 and "nested too deeply" in response.json()["message"]
 
 
+@pytest.mark.parametrize("field", ["tenure", "MonthlyCharges", "TotalCharges", "\\ud800"])
+def test_a_lone_surrogate_anywhere_is_a_422(server: Server, csv_records, field: str) -> None:
+    """Valid in a JSON escape, not in UTF-8: once echoed in an error message it made the answer a 500."""
+    record = json.dumps(csv_records[0])
+    body = (
+        record[:-1] + f', "{field}": "\\ud800"}}'
+        if field.startswith("\\")
+        else record.replace(f'"{field}": "{csv_records[0][field]}"', f'"{field}": "\\ud800"')
+    )
+    with server.client() as http:
+        response = http.post("/predict", content=body, headers=JSON)
+        duplicated = http.post("/predict", content='{"\\ud800": 1, "\\ud800": 2}', headers=JSON)
+    assert response.status_code == 422, response.text
+    assert duplicated.status_code == 422, duplicated.text
+
+
 @pytest.mark.parametrize("ending", ["\r", "\r\n", "\n"])
 def test_csv_with_any_line_ending_is_read_record_by_record(server: Server, csv_records, ending: str) -> None:
     records = csv_records[:5]
@@ -170,6 +186,33 @@ def test_a_body_shorter_than_its_content_length_times_out(limited: Server) -> No
     )
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert waited < 10
+
+
+def test_a_trickled_body_times_out_and_the_connection_closes(limited: Server) -> None:
+    host, port = limited.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as conn:
+        started = time.perf_counter()
+        conn.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret-key\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        answer = b""
+        for _ in range(20):  # one byte every 0.3 s: each read is quick, the whole body never comes
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                break
+            conn.settimeout(0.3)
+            try:
+                answer += conn.recv(4096)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        waited = time.perf_counter() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"connection: close" in answer.lower()
+    assert waited < 5
 
 
 def test_stalled_request_headers_time_out(limited: Server) -> None:

@@ -329,3 +329,28 @@ def test_a_quote_left_open_up_to_the_field_size_limit_refuses_the_file(tmp_path:
         f"open.csv: not valid CSV: field larger than field limit ({csv.field_size_limit()})"
     )
     assert "record starting on line 3" in message
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("tenure", "3000000000", "tenure: outside 0 to 1200 '3000000000'"),  # would break dbt's integer cast
+        ("MonthlyCharges", "100000.01", "MonthlyCharges: outside 0 to 100000"),
+        ("TotalCharges", "10000001", "TotalCharges: outside 0 to 10000000"),
+        ("customerID", "X" * 65, "customerID: longer than 64 characters"),
+        ("customerID", "7590\x9fVHVEG", "customerID: contains a control or line-separator character"),
+    ],
+)
+def test_the_contracts_bounds_reject_the_record(tmp_path: Path, column: str, value: str, reason: str) -> None:
+    batch = parse_batch(
+        write_csv(tmp_path / "b.csv", [with_field(GOOD_ROWS[0], column, value), GOOD_ROWS[1]])
+    )
+    assert batch.accepted.height == 1
+    (rejected,) = batch.rejected["reason"].to_list()
+    assert rejected.startswith(reason)
+
+
+def test_values_at_the_bounds_are_accepted(tmp_path: Path) -> None:
+    row = with_field(with_field(GOOD_ROWS[0], "tenure", "1200"), "MonthlyCharges", "100000")
+    row = with_field(with_field(row, "TotalCharges", "10000000"), "customerID", "X" * 64)
+    assert parse_batch(write_csv(tmp_path / "b.csv", [row])).accepted.height == 1

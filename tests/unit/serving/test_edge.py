@@ -89,3 +89,26 @@ def test_a_field_over_the_csv_reader_limit_is_a_400() -> None:
 
 def test_an_empty_csv_body_is_a_400() -> None:
     assert refusal(csv_records, "").status == 400
+
+
+def test_csv_is_read_with_ingestions_rules() -> None:
+    padded_header = ", ".join(EXAMPLE)  # header names with spaces around them
+    records = csv_records(f"\n  \n{padded_header}\n   \n{ROW}\n\t\n")
+    assert records == [{k: str(v) for k, v in EXAMPLE.items()}]
+    refused = refusal(
+        csv_records, f"{HEADER}\n{ROW.replace('0001-EXAMPLE', chr(34) + '0001' + chr(34) + 'X')}\n"
+    )
+    assert refused.status == 400 and "line 2" in refused.message  # text after a closing quote: strict
+
+
+def test_rows_are_counted_as_records_not_lines() -> None:
+    short = ROW.rsplit(",", 1)[0]
+    refused = refusal(csv_records, f"{HEADER}\n\n{ROW}\n\n\n{short}\n")
+    assert "row 1 has 19 fields" in refused.message
+
+
+def test_a_repeated_key_with_a_lone_surrogate_is_answered_in_printable_text() -> None:
+    refused = refusal(json_payload, '{"\\ud800": 1, "\\ud800": 2}')
+    assert refused.status == 422
+    refused.response()  # renders: no UnicodeEncodeError
+    assert "\\ud800" in refused.message
