@@ -2,7 +2,9 @@
 # All state lives under CHURN_HOME (default ./data); point it at an empty folder for a separate installation.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(PYTHON) -m uv
+# uv on PATH if there is one (with the virtualenv activated: the project's own .venv/bin/uv, a dev
+# dependency), else as a module of the machine's Python (bootstrapped with pip below).
+UV := $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
 RUN := $(UV) run --frozen --no-sync
 export CHURN_HOME ?= $(CURDIR)/data
 
