@@ -1,4 +1,4 @@
-"""The one Definitions of churn-mlops: assets, checks, jobs, sensors and resources."""
+"""The one Definitions of churn-mlops: assets, checks, jobs, sensors (landing, automation, alerts), resources."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from churn_assets.ingest.assets import raw_customers
-from churn_assets.jobs import ingest_job, main_job
-from churn_assets.monitoring.assets import data_profile, drift_report
+from churn_assets.alerting.sensors import ALERT_SENSORS
+from churn_assets.automation import AUTOMATION_SENSORS
+from churn_assets.ingest.assets import raw_batch
+from churn_assets.jobs import ingest_batch_job, main_job
+from churn_assets.monitoring.assets import batch_drift, data_profile, served_drift
 from churn_assets.resources import StateDirs, Warehouse
 from churn_assets.sensors import landing_sensor
 from churn_assets.settings import Settings, get_settings
 from churn_assets.training.candidates import model_candidates
 from churn_assets.training.evaluation import evaluation_report
-from churn_assets.training.registry import champion_model, registered_model
+from churn_assets.training.registry import champion_model, promotion_decision, registered_model
 from churn_assets.training.snapshot import training_snapshot
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
@@ -30,18 +32,22 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions wired to one installation (``settings``); tests build one per temporary home."""
     return dg.Definitions(
         assets=[
-            raw_customers,
+            raw_batch,
             churn_dbt_models,
             data_profile,
+            batch_drift,
+            served_drift,
             training_snapshot,
             model_candidates,
             evaluation_report,
             registered_model,
+            promotion_decision,
             champion_model,
-            drift_report,
         ],
-        jobs=[main_job, ingest_job],
-        sensors=[landing_sensor],
+        jobs=[main_job, ingest_batch_job],
+        sensors=[landing_sensor, *AUTOMATION_SENSORS, *ALERT_SENSORS],
+        # Steps run inside the run's process: a run pays one process start, not one per step.
+        executor=dg.in_process_executor,
         resources={
             "warehouse": Warehouse(path=str(settings.duckdb_path)),
             "state": StateDirs(

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     dbt_target: str = "dev"
     ui_port: int = 3000
     """Port of the Dagster UI that `churn ui` starts (CHURN_UI_PORT)."""
+    alert_webhook_url: str | None = None
+    """Slack-compatible incoming webhook the alert sensors POST to (CHURN_ALERT_WEBHOOK_URL); unset: log only."""
+    promotion_requires_approval: bool = False
+    """When true, a winning challenger waits for `churn model approve VERSION` (CHURN_PROMOTION_REQUIRES_APPROVAL)."""
 
     @model_validator(mode="after")
     def _derive_from_home(self) -> Settings:

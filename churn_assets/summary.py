@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import dagster as dg
 import duckdb
 
+from churn_assets.headless import HeadlessResult
 from churn_assets.settings import Settings
 
 
-def print_summary(settings: Settings, result: dg.ExecuteInProcessResult, elapsed_s: float) -> None:
-    lines = [f"churn-mlops main job: {'SUCCESS' if result.success else 'FAILED'} in {elapsed_s:.1f} s"]
+def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float) -> None:
+    lines = [
+        f"churn-mlops: {len(outcome.batches)} batch run(s) and the main job: "
+        f"{'SUCCESS' if outcome.success else 'FAILED'} in {elapsed_s:.1f} s"
+    ]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         files = conn.execute(
             "select status, count(*), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) "
@@ -21,22 +24,17 @@ def print_summary(settings: Settings, result: dg.ExecuteInProcessResult, elapsed
             )
         for table in ("staging.stg_customers", "marts.customer_features", "marts.training_set"):
             if _exists(conn, table):
-                (count,) = conn.execute(f"select count(*) from {table}").fetchone()
+                (count,) = conn.execute(f"select count(*) from {table}").fetchall()[0]
                 lines.append(f"  {table:<26} {count:>7} rows")
         if _exists(conn, "marts.training_set"):
             splits = conn.execute(
                 "select split, count(*), round(avg(churn), 3) from marts.training_set group by 1 order by 1"
             ).fetchall()
             lines.append("  split: " + ", ".join(f"{s} {n} (churn {r})" for s, n, r in splits))
-    failed = [
-        f"{e.asset_check_key.asset_key.to_user_string()}:{e.check_name}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    ]
-    lines.append(
-        f"  asset checks: {len(result.get_asset_check_evaluations())} run, failed: {failed or 'none'}"
-    )
-    lines.extend(_model_lines(result))
+    evaluations = [e for r in outcome.results for e in r.get_asset_check_evaluations()]
+    failed = [f"{e.asset_check_key.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
+    lines.append(f"  asset checks: {len(evaluations)} run, failed: {failed or 'none'}")
+    lines.extend(_model_lines(outcome))
     lines.append(f"  warehouse  {settings.duckdb_path}")
     lines.append(f"  reports    {settings.reports_dir}")
     lines.append(f"  mlflow     {settings.mlflow_tracking_uri}")
@@ -50,16 +48,27 @@ def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
         conn.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
             [schema, name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
-def _model_lines(result: dg.ExecuteInProcessResult) -> list[str]:
+def _model_lines(outcome: HeadlessResult) -> list[str]:
     meta = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-        for e in result.get_asset_materialization_events()
+        for r in outcome.results
+        for e in r.get_asset_materialization_events()
+    }
+    observed = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.asset_observation_data.asset_observation.metadata.items()}
+        for r in outcome.results
+        for e in r.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
     }
     lines = []
+    if not (snapshot := meta.get("ml/training_snapshot")) and (looked := observed.get("ml/training_snapshot")):
+        lines.append(f"  training   {looked['retraining']}")
+    elif snapshot:
+        lines.append(f"  training   {snapshot['retraining']}")
     if evaluation := meta.get("ml/evaluation_report"):
         lines.append(
             f"  evaluation: chosen {evaluation['chosen_family']}, test ROC AUC {evaluation['test_roc_auc']:.4f} "
@@ -67,16 +76,13 @@ def _model_lines(result: dg.ExecuteInProcessResult) -> list[str]:
             f"PR AUC {evaluation['test_pr_auc']:.4f}, Brier {evaluation['test_brier']:.4f}"
         )
         lines.append(f"  report     {evaluation['report_html']}")
+    if decision := meta.get("ml/promotion_decision"):
+        lines.append(f"  decision   v{decision['version']} {decision['outcome']}: {decision['reason']}")
     if champion := meta.get("ml/champion_model"):
         lines.append(
             f"  champion   {champion['model_uri']} = v{champion['version']}, threshold {champion['threshold']:.3f}"
         )
-    elif "ml/registered_model" in meta:
-        lines.append(
-            "  champion   NOT moved: the new version failed the gate (see the registered_model checks)"
-        )
-    if drift := meta.get("monitoring/drift_report"):
-        lines.append(
-            f"  drift      share {drift['drift_share']:.3f} of {drift['current_batch']}: {drift['report_html']}"
-        )
+    for key, drift in sorted(meta.items()):
+        if key.startswith("monitoring/") and key.endswith("_drift") and "drift_share" in drift:
+            lines.append(f"  {key.split('/')[1]:<11}share {drift['drift_share']:.3f}: {drift['report_html']}")
     return lines

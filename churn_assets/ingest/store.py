@@ -1,7 +1,8 @@
 """Load parsed batches into the DuckDB ``raw`` schema, idempotently, one transaction per file.
 
 ``raw.landed_files`` logs every file ever seen and what became of it; a file whose sha256 is already
-there is skipped, so landing the same file twice adds nothing. A refused file is logged with its
+there is skipped, so landing the same file twice adds nothing, and a copy under another name is logged
+in ``raw.duplicate_files`` with the file it repeats. A refused file is logged with its
 reason and does not stop the files after it. Row counts are CSV records, not lines (see
 :mod:`churn_assets.ingest.parse`): ``rows_in_file`` = ``rows_accepted`` + ``rows_rejected``, a record
 spanning several lines counts once, blank lines not at all. ``_row_number`` is the line a record
@@ -10,6 +11,7 @@ starts on; ``raw_line`` holds a rejected record's whole raw text.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Literal
 
 import duckdb
 
-from churn_assets.ingest.parse import ROW_NUMBER, FileRejected, ParsedBatch, file_sha256, parse_batch
+from churn_assets.ingest.parse import ROW_NUMBER, FileRejected, ParsedBatch, parse_batch
 from churn_assets.ingest.schema import COLUMNS
 
 _DDL = f"""
@@ -50,9 +52,15 @@ create table if not exists raw.landed_files (
     reason varchar,
     ingested_at timestamp not null
 );
+create table if not exists raw.duplicate_files (
+    source_file varchar not null,
+    file_sha256 varchar not null,
+    duplicate_of varchar not null,     -- the file first loaded with this content
+    seen_at timestamp not null
+);
 """
 
-Status = Literal["loaded", "rejected", "skipped"]
+Status = Literal["loaded", "rejected", "skipped", "duplicate"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class FileOutcome:
 
     @property
     def batch_id(self) -> str:
-        return self.sha256[:16]
+        return batch_id_of(self.sha256)
 
 
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
@@ -83,23 +91,41 @@ def landed_files(landing_dir: Path) -> list[Path]:
     )
 
 
-def ingest_landing(conn: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[FileOutcome]:
-    """Load every landed file not loaded before; return what happened to each file."""
+def path_sha256(path: Path) -> str:
+    """sha256 of a file read in chunks (a landed file can be larger than memory allows twice)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def batch_id_of(sha256: str) -> str:
+    """A landed file's batch id (and Dagster partition key): the first 16 hex digits of its sha256."""
+    return sha256[:16]
+
+
+def find_batch_file(landing_dir: Path, batch_id: str, hint: str | None = None) -> Path | None:
+    """The landed file whose content is batch ``batch_id``; ``hint`` (a file name) is tried first."""
+    candidates = landed_files(landing_dir)
+    if hint:
+        candidates.sort(key=lambda p: p.name != hint)
+    return next((p for p in candidates if batch_id_of(path_sha256(p)) == batch_id), None)
+
+
+def ingest_file(conn: duckdb.DuckDBPyConnection, path: Path) -> FileOutcome:
+    """Load one landed file unless its content was seen before (then: skipped, or logged as a duplicate)."""
     ensure_raw_tables(conn)
-    known = {row[0] for row in conn.execute("select file_sha256 from raw.landed_files").fetchall()}
-    outcomes = []
-    for path in landed_files(landing_dir):
-        outcome = _ingest_file(conn, path, known)
-        known.add(outcome.sha256)
-        outcomes.append(outcome)
-    return outcomes
-
-
-def _ingest_file(conn: duckdb.DuckDBPyConnection, path: Path, known: set[str]) -> FileOutcome:
-    sha = file_sha256(path.read_bytes())
-    if sha in known:
-        return FileOutcome(path.name, sha, "skipped", reason="already ingested (same sha256)")
+    sha = path_sha256(path)
+    seen_as = next(
+        iter(conn.execute("select source_file from raw.landed_files where file_sha256 = ?", [sha]).fetchall()),
+        None,
+    )
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
+    if seen_as is not None:
+        if seen_as[0] == path.name:
+            return FileOutcome(path.name, sha, "skipped", reason="already ingested (same sha256)")
+        conn.execute(
+            "insert into raw.duplicate_files values (?, ?, ?, ?)", [path.name, sha, seen_as[0], ingested_at]
+        )
+        return FileOutcome(path.name, sha, "duplicate", reason=f"same content as {seen_as[0]}, already ingested")
     try:
         batch = parse_batch(path)
     except FileRejected as exc:
@@ -151,8 +177,11 @@ def _log_file(conn: duckdb.DuckDBPyConnection, outcome: FileOutcome, ingested_at
     )
 
 
-def row_count_mismatches(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, int]]:
-    """Loaded files whose stored accepted + rejected rows differ from the records in the file."""
+def row_count_mismatches(
+    conn: duckdb.DuckDBPyConnection, sha256: str | None = None
+) -> list[tuple[str, int, int, int]]:
+    """Loaded files (all, or the one with ``sha256``) whose stored accepted + rejected rows differ from the
+    records in the file."""
     return conn.execute(
         """
         with stored as (
@@ -160,8 +189,9 @@ def row_count_mismatches(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int
                    (select count(*) from raw.customers c where c._file_sha256 = f.file_sha256) as accepted,
                    (select count(*) from raw.rejected_rows r where r._file_sha256 = f.file_sha256) as rejected
             from raw.landed_files f
-            where f.status = 'loaded'
+            where f.status = 'loaded' and (? is null or f.file_sha256 = ?)
         )
         select * from stored where rows_in_file <> accepted + rejected
-        """
+        """,
+        [sha256, sha256],
     ).fetchall()

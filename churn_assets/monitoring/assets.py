@@ -1,6 +1,8 @@
-"""Monitoring assets: the data profile of the cleaned table and the drift report against the champion."""
+"""Monitoring assets: the data profile of the cleaned table, and drift against the champion's training data —
+for every landed batch (one partition each, before any training on it) and for served traffic (hourly)."""
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +12,29 @@ import mlflow
 import pandas as pd
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
+from churn_assets.ingest.assets import RAW_CUSTOMERS
+from churn_assets.ml.champion import CHAMPION_ALIAS, DRIFT_REFERENCE_ARTIFACT, version_by_alias
 from churn_assets.ml.pyfunc import RAW_COLUMNS
 from churn_assets.monitoring.drift import DriftResult, build_drift_report
 from churn_assets.monitoring.profile import build_data_profile
+from churn_assets.monitoring.verdicts import Kind, record_verdict
+from churn_assets.partitions import BATCHES
 from churn_assets.resources import StateDirs, Warehouse
-from churn_assets.training.registry import CHAMPION_ALIAS, DRIFT_REFERENCE_ARTIFACT
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
-from churn_assets.transform.feature_sql import STAGING_ANALYSIS, compile_analysis
+from churn_assets.transform.feature_sql import REQUEST_RELATION, STAGING_ANALYSIS, compile_analysis
 
 STG_CUSTOMERS = get_asset_key_for_model([churn_dbt_models], "stg_customers")
-DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
-LINEAGE = "batch_id, source_file, ingested_at"
+BATCH_DRIFT = dg.AssetKey(["monitoring", "batch_drift"])
+SERVED_DRIFT = dg.AssetKey(["monitoring", "served_drift"])
+SERVED_DRIFT_CRON = "0 * * * *"
+"""Served traffic is compared with the champion's reference every hour."""
 
 
 class DriftConfig(dg.Config):
     drift_share_threshold: float = 0.1
     """Share of monitored columns (20) that may drift before the check warns: 0.1 = two columns."""
+
     served_window_rows: int = 5000
     """How many of the most recently served records the served-traffic report compares."""
 
@@ -58,56 +66,134 @@ def data_profile(
     )
 
 
-def champion_reference(tracking: MlflowTracking) -> tuple[str, pd.DataFrame]:
+def champion_reference(tracking: MlflowTracking) -> tuple[str, pd.DataFrame] | None:
     """The champion's version and the staged rows it was trained on (logged with its run at registration)."""
     client = tracking.client()
-    version = client.get_model_version_by_alias(tracking.registered_model_name, CHAMPION_ALIAS)
+    version = version_by_alias(client, tracking.registered_model_name, CHAMPION_ALIAS)
+    if version is None:
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
             run_id=version.run_id, artifact_path=DRIFT_REFERENCE_ARTIFACT, dst_path=tmp
         )
-        return version.version, pd.read_parquet(path)
+        return version.version, pd.read_parquet(path).drop(columns=["churn"])
+
+
+def staged(conn: duckdb.DuckDBPyConnection, rows_sql: str, staging_sql: str, params: list) -> pd.DataFrame:
+    """Raw Telco records (``rows_sql``: the data set's columns, as text or typed) staged by dbt's own SQL."""
+    rows = conn.execute(rows_sql, params).to_arrow_table()
+    conn.register(REQUEST_RELATION, rows)
+    try:
+        return conn.execute(staging_sql).df()
+    finally:
+        conn.unregister(REQUEST_RELATION)
 
 
 def served_records(log_dir: str, staging_sql: str, window_rows: int) -> pd.DataFrame | None:
-    """The newest served records from the prediction log, staged by dbt's own staging SQL."""
+    """The newest served records from the prediction log (what was answered, not shadow scores), staged."""
     files = sorted(Path(log_dir).glob("date=*/part-*.parquet")) if log_dir else []
     if not files:
         return None
-    fields = ", ".join(f"record::json->>'{c}' as {c}" for c in RAW_COLUMNS)
+    fields = ", ".join(f"record::json->>'{c}' as \"{c}\"" for c in RAW_COLUMNS)
     with duckdb.connect() as conn:
-        newest = conn.execute(
-            "select record from read_parquet(?, union_by_name = true) order by served_at desc limit ?",
-            [[str(f) for f in files], window_rows],
+        log = conn.execute(
+            "select * from read_parquet(?, union_by_name = true) order by served_at desc limit 0",
+            [[str(f) for f in files]],
         ).df()
-        conn.register("served_log", newest)
-        conn.execute(f"create view request_rows as select {fields} from served_log")
-        return conn.execute(staging_sql).df()
+        answered = "where not shadow" if "shadow" in log.columns else ""
+        rows = (
+            f"select {fields} from read_parquet(?, union_by_name = true) {answered} "
+            "order by served_at desc limit ?"
+        )
+        return staged(conn, rows, staging_sql, [[str(f) for f in files], window_rows])
+
+
+def _drift_check(name: str, result: DriftResult | None, threshold: float, note: str) -> dg.AssetCheckResult:
+    metadata = {"threshold": threshold, "note": note}
+    if result is not None:
+        metadata |= {
+            "drift_share": result.drift_share,
+            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+            "rows": result.n_current,
+        }
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=result is None or not result.drift_detected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+def _report_metadata(result: DriftResult, champion_version: str) -> dict[str, Any]:
+    return {
+        "summary": dg.MetadataValue.md(result.markdown),
+        "drift_share": result.drift_share,
+        "n_drifted_columns": result.n_drifted,
+        "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+        "current_rows": result.n_current,
+        "reference_rows": result.n_reference,
+        "champion_version": int(champion_version),
+        "report_html": dg.MetadataValue.path(str(result.html_path)),
+        "report_json": dg.MetadataValue.path(str(result.json_path)),
+    }
+
+
+def _evaluate(
+    context: dg.AssetExecutionContext,
+    kind: Kind,
+    subject: str,
+    current: pd.DataFrame | None,
+    reference: tuple[str, pd.DataFrame] | None,
+    config: DriftConfig,
+    warehouse: Warehouse,
+    state: StateDirs,
+):
+    """Compare ``current`` with the champion's reference, record the verdict, yield result and check."""
+    check = f"{kind}_drift_share_below_threshold"
+    if reference is None or current is None or current.empty:
+        note = "no champion yet: nothing to compare with" if reference is None else "no rows to compare"
+        context.log.info(f"{kind} drift of {subject}: {note}")
+        yield dg.MaterializeResult(metadata={"note": note, "current_rows": 0 if current is None else len(current)})
+        yield _drift_check(check, None, config.drift_share_threshold, note)
+        return
+    champion_version, reference_rows = reference
+    result = build_drift_report(
+        reference_rows,
+        current,
+        state.reports / "drift" / kind,
+        drift_share_threshold=config.drift_share_threshold,
+        name=f"{kind}_drift_{subject}",
+    )
+    with warehouse.connect() as conn:
+        record_verdict(conn, kind, subject, champion_version, result.drift_share, result.drift_detected)
+    context.log.info(f"{kind} drift of {subject} vs champion v{champion_version}: share {result.drift_share:.3f}")
+    yield dg.MaterializeResult(metadata=_report_metadata(result, champion_version))
+    yield _drift_check(check, result, config.drift_share_threshold, f"against champion v{champion_version}")
 
 
 @dg.asset(
-    key=DRIFT_REPORT,
-    deps=[STG_CUSTOMERS, dg.AssetKey(["ml", "champion_model"])],
+    key=BATCH_DRIFT,
+    deps=[RAW_CUSTOMERS],
+    partitions_def=BATCHES,
     check_specs=[
         dg.AssetCheckSpec(
-            "drift_share_below_threshold",
-            asset=DRIFT_REPORT,
-            description="Share of drifted columns in the newest batch stays below the configured threshold.",
-        ),
-        dg.AssetCheckSpec(
-            "served_drift_share_below_threshold",
-            asset=DRIFT_REPORT,
-            description="Share of drifted columns in recently served traffic stays below the threshold.",
-        ),
+            "batch_drift_share_below_threshold",
+            asset=BATCH_DRIFT,
+            description="Share of drifted columns in this batch stays below the configured threshold; a "
+            "failure is a reason to retrain (see ml/training_snapshot).",
+        )
     ],
     group_name="monitoring",
     kinds={"evidently", "html"},
     pool="duckdb",
     automation_condition=dg.AutomationCondition.eager(),
-    description="Evidently data drift against the champion's training data: the newest ingested batch, "
-    "and the traffic the prediction server logged.",
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=14), warn_window=timedelta(days=7)
+    ),
+    description="Evidently data drift of one landed batch against the current champion's training rows, "
+    "staged by dbt's own staging SQL; runs as soon as the batch is loaded, before any training on it.",
 )
-def drift_report(
+def batch_drift(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
     warehouse: Warehouse,
@@ -115,78 +201,48 @@ def drift_report(
     mlflow_tracking: MlflowTracking,
     dbt: DbtCliResource,
 ):
-    champion_version, reference = champion_reference(mlflow_tracking)
-    reference = reference.drop(columns=["churn"])
+    batch_id = context.partition_key
+    staging_sql = compile_analysis(dbt, STAGING_ANALYSIS)
     with warehouse.connect(read_only=True) as conn:
-        (batch_id, source_file) = conn.execute(
-            "select batch_id, source_file from raw.landed_files where status = 'loaded' "
-            "order by ingested_at desc, source_file desc limit 1"
-        ).fetchone()
-        current = conn.execute(
-            f"select * exclude ({LINEAGE}) from staging.stg_customers where batch_id = ?", [batch_id]
-        ).df()
-    result = build_drift_report(
-        reference,
-        current.drop(columns=["churn"]),
-        state.reports / "drift",
-        drift_share_threshold=config.drift_share_threshold,
+        current = staged(conn, "select * from raw.customers where _batch_id = ?", staging_sql, [batch_id])
+    yield from _evaluate(
+        context, "batch", batch_id, current, champion_reference(mlflow_tracking), config, warehouse, state
     )
-    served = served_records(
+
+
+@dg.asset(
+    key=SERVED_DRIFT,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "served_drift_share_below_threshold",
+            asset=SERVED_DRIFT,
+            description="Share of drifted columns in recently served traffic stays below the threshold.",
+        )
+    ],
+    group_name="monitoring",
+    kinds={"evidently", "html"},
+    pool="duckdb",
+    automation_condition=(
+        dg.AutomationCondition.cron_tick_passed(SERVED_DRIFT_CRON).since_last_handled()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("hourly"),
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=6), warn_window=timedelta(hours=2)
+    ),
+    description="Evidently data drift of the newest served requests (the prediction server's log) against "
+    "the current champion's training rows, every hour.",
+)
+def served_drift(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    warehouse: Warehouse,
+    state: StateDirs,
+    mlflow_tracking: MlflowTracking,
+    dbt: DbtCliResource,
+):
+    current = served_records(
         state.prediction_log_dir, compile_analysis(dbt, STAGING_ANALYSIS), config.served_window_rows
     )
-    served_result = (
-        None
-        if served is None
-        else build_drift_report(
-            reference,
-            served,
-            state.reports / "drift",
-            drift_share_threshold=config.drift_share_threshold,
-            name="served_drift_report",
-        )
+    yield from _evaluate(
+        context, "served", "latest", current, champion_reference(mlflow_tracking), config, warehouse, state
     )
-    context.log.info(
-        f"drift of {source_file} vs champion v{champion_version}: share {result.drift_share:.3f}"
-    )
-    yield dg.MaterializeResult(
-        metadata={
-            "summary": dg.MetadataValue.md(result.markdown),
-            "drift_share": result.drift_share,
-            "n_drifted_columns": result.n_drifted,
-            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
-            "current_batch": source_file,
-            "current_rows": result.n_current,
-            "reference_rows": result.n_reference,
-            "champion_version": int(champion_version),
-            "report_html": dg.MetadataValue.path(str(result.html_path)),
-            "report_json": dg.MetadataValue.path(str(result.json_path)),
-            **_served_metadata(served_result),
-        }
-    )
-    yield dg.AssetCheckResult(
-        check_name="drift_share_below_threshold",
-        passed=not result.drift_detected,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "drift_share": result.drift_share,
-            "threshold": config.drift_share_threshold,
-            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name="served_drift_share_below_threshold",
-        passed=served_result is None or not served_result.drift_detected,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata=_served_metadata(served_result),
-    )
-
-
-def _served_metadata(result: DriftResult | None) -> dict[str, Any]:
-    if result is None:
-        return {"served_rows": 0}
-    return {
-        "served_rows": result.n_current,
-        "served_drift_share": result.drift_share,
-        "served_drifted_columns": dg.MetadataValue.json(result.drifted_columns),
-        "served_report_html": dg.MetadataValue.path(str(result.html_path)),
-    }

@@ -16,6 +16,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
+from churn_assets.ml.champion import MODEL_NAME
+
 DAGSTER_RUN_TAG = "dagster.run_id"
 
 
@@ -23,7 +25,7 @@ class MlflowTracking(dg.ConfigurableResource):
     tracking_uri: str
     artifact_root: str
     experiment_name: str = "telco-churn"
-    registered_model_name: str = "telco-churn"
+    registered_model_name: str = MODEL_NAME
 
     def client(self) -> MlflowClient:
         mlflow.set_tracking_uri(self.tracking_uri)

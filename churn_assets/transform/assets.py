@@ -6,12 +6,13 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from churn_assets.automation import DBT_CONDITION
 from churn_assets.resources import Warehouse
 from churn_assets.transform.project import dbt_project
 
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
-    """Groups models by layer and materializes them eagerly when what they read changes."""
+    """Groups models by layer; rebuilds them when a batch added customers (``DBT_CONDITION``)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
@@ -21,7 +22,7 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
     ) -> dg.AutomationCondition | None:
-        return dg.AutomationCondition.eager()
+        return DBT_CONDITION
 
 
 translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
