@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--rows", type=int, default=1500)
     simulate.add_argument("--scenario", choices=SCENARIOS, default="none")
     simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--source", type=Path, help="the real CSV to draw from (default: $CHURN_SOURCE_CSV)")
+    simulate.add_argument(
+        "--source", type=Path, help="the real CSV to draw from (default: $CHURN_SOURCE_CSV)"
+    )
     where = simulate.add_mutually_exclusive_group()
     where.add_argument("--land", action="store_true", help="write it into the landing directory")
     where.add_argument("--out", type=Path, help="write it to this path (default: the current directory)")
@@ -101,7 +103,10 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
     source = args.source or settings.source_csv
     if source is None or not source.is_file():
-        print(f"churn data simulate: the real CSV is needed (--source or CHURN_SOURCE_CSV): {source}", file=sys.stderr)
+        print(
+            f"churn data simulate: the real CSV is needed (--source or CHURN_SOURCE_CSV): {source}",
+            file=sys.stderr,
+        )
         return 2
     frame = simulate_batch(source, args.rows, args.scenario, args.seed)
     name = batch_file_name(args.scenario, args.seed, args.rows)
@@ -116,7 +121,14 @@ def _model(settings: Settings, args: argparse.Namespace) -> int:
     from churn_assets.model_commands import ModelCommandError, run_model_command
 
     try:
-        print(run_model_command(settings, args.model_command, args.version if "version" in args else None, args.reason if "reason" in args else ""))
+        print(
+            run_model_command(
+                settings,
+                args.model_command,
+                args.version if "version" in args else None,
+                args.reason if "reason" in args else "",
+            )
+        )
     except ModelCommandError as exc:
         print(f"churn model {args.model_command}: {exc}", file=sys.stderr)
         return 2

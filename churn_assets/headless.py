@@ -25,6 +25,20 @@ class HeadlessResult:
     def results(self) -> list[dg.ExecuteInProcessResult]:
         return [*self.batches, *([self.main] if self.main else [])]
 
+    def get_asset_materialization_events(self) -> list[dg.DagsterEvent]:
+        return [e for r in self.results for e in r.get_asset_materialization_events()]
+
+    def get_asset_check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
+        return [e for r in self.results for e in r.get_asset_check_evaluations()]
+
+    def get_asset_observations(self) -> list[dg.AssetObservation]:
+        return [
+            e.asset_observation_data.asset_observation
+            for r in self.results
+            for e in r.all_events
+            if e.event_type_value == "ASSET_OBSERVATION"
+        ]
+
 
 def ingest_landed(
     defs: dg.Definitions, instance: dg.DagsterInstance, run_config: dict | None = None

@@ -47,7 +47,9 @@ def run_model_command(settings: Settings, command: str, version: str | None, rea
 def _check_awaiting(client: MlflowClient, name: str, version: str | None) -> None:
     decision = client.get_model_version(name, version).tags.get("decision")
     if decision != "awaiting_approval":
-        raise ModelCommandError(f"v{version}'s decision is {decision!r}, not 'awaiting_approval'; use promote")
+        raise ModelCommandError(
+            f"v{version}'s decision is {decision!r}, not 'awaiting_approval'; use promote"
+        )
 
 
 def _report(
@@ -75,6 +77,8 @@ def status(client: MlflowClient, name: str) -> str:
         f"challenger v{challenger.version if challenger else '-'}",
         f"history    {' → '.join(registry.champion_history(client, name)) or '-'}",
     ]
-    for v in client.search_model_versions(f"name = '{name}'", max_results=5, order_by=["creation_timestamp DESC"]):
+    for v in client.search_model_versions(
+        f"name = '{name}'", max_results=5, order_by=["creation_timestamp DESC"]
+    ):
         lines.append(f"  v{v.version}: {v.tags.get('decision', '-')}: {v.tags.get('decision_reason', '')}")
     return "\n".join(lines)

@@ -31,8 +31,10 @@ def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float)
                 "select split, count(*), round(avg(churn), 3) from marts.training_set group by 1 order by 1"
             ).fetchall()
             lines.append("  split: " + ", ".join(f"{s} {n} (churn {r})" for s, n, r in splits))
-    evaluations = [e for r in outcome.results for e in r.get_asset_check_evaluations()]
-    failed = [f"{e.asset_check_key.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
+    evaluations = outcome.get_asset_check_evaluations()
+    failed = [
+        f"{e.asset_check_key.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed
+    ]
     lines.append(f"  asset checks: {len(evaluations)} run, failed: {failed or 'none'}")
     lines.extend(_model_lines(outcome))
     lines.append(f"  warehouse  {settings.duckdb_path}")
@@ -55,17 +57,16 @@ def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
 def _model_lines(outcome: HeadlessResult) -> list[str]:
     meta = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-        for r in outcome.results
-        for e in r.get_asset_materialization_events()
+        for e in outcome.get_asset_materialization_events()
     }
     observed = {
-        e.asset_key.to_user_string(): {k: v.value for k, v in e.asset_observation_data.asset_observation.metadata.items()}
-        for r in outcome.results
-        for e in r.all_events
-        if e.event_type_value == "ASSET_OBSERVATION"
+        o.asset_key.to_user_string(): {k: v.value for k, v in o.metadata.items()}
+        for o in outcome.get_asset_observations()
     }
     lines = []
-    if not (snapshot := meta.get("ml/training_snapshot")) and (looked := observed.get("ml/training_snapshot")):
+    if not (snapshot := meta.get("ml/training_snapshot")) and (
+        looked := observed.get("ml/training_snapshot")
+    ):
         lines.append(f"  training   {looked['retraining']}")
     elif snapshot:
         lines.append(f"  training   {snapshot['retraining']}")
@@ -84,5 +85,5 @@ def _model_lines(outcome: HeadlessResult) -> list[str]:
         )
     for key, drift in sorted(meta.items()):
         if key.startswith("monitoring/") and key.endswith("_drift") and "drift_share" in drift:
-            lines.append(f"  {key.split('/')[1]:<11}share {drift['drift_share']:.3f}: {drift['report_html']}")
+            lines.append(f"  {key.split('/')[1]:<12}share {drift['drift_share']:.3f}: {drift['report_html']}")
     return lines

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from churn_assets.headless import HeadlessResult
 from churn_assets.settings import REPO_ROOT, TELCO_SHA256, Settings
 
 
@@ -17,13 +18,27 @@ from churn_assets.settings import REPO_ROOT, TELCO_SHA256, Settings
 class Installation:
     settings: Settings
     instance: dg.DagsterInstance
-    first_result: dg.ExecuteInProcessResult | None = None
+    first_result: HeadlessResult | None = None
 
-    def run_job(self, job_name: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    def defs(self) -> dg.Definitions:
         from churn_assets.definitions import build_definitions
 
-        job = build_definitions(self.settings).resolve_job_def(job_name)
+        return build_definitions(self.settings)
+
+    def run_job(self, job_name: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+        job = self.defs().resolve_job_def(job_name)
         return job.execute_in_process(instance=self.instance, run_config=run_config, raise_on_error=False)
+
+    def ingest(self) -> list[dg.ExecuteInProcessResult]:
+        """Every landed batch not recorded yet, as the landing sensor would request it."""
+        from churn_assets.headless import ingest_landed
+
+        return ingest_landed(self.defs(), self.instance)
+
+    def run_all(self, main_config: dict | None = None) -> HeadlessResult:
+        from churn_assets.headless import run_all
+
+        return run_all(self.defs(), self.instance, main_config=main_config)
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +70,17 @@ def installation(tmp_path: Path) -> Iterator[Installation]:
 
 # A tiny search: the tests check the graph's wiring and gates, not the search itself.
 FAST_TRAINING = {"ops": {"model_candidates": {"config": {"n_trials": 2, "timeout_s": 30, "cv_folds": 3}}}}
+# Train whatever the retraining rule says (a manual run): for tests that retrain on the same data.
+FORCED = {"ops": {"ml__training_snapshot": {"config": {"force": True}}}}
 
 
 @pytest.fixture(scope="session")
 def materialized(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterator[Installation]:
-    """A session-wide installation where the main job (the whole graph) has run once on the real data set."""
+    """A session-wide installation where the whole graph (the batch, then the main job) ran once on the real data."""
     from churn_assets.ingest.fetch import land_dataset
-    from churn_assets.jobs import MAIN_JOB
 
     for inst in new_installation(tmp_path_factory.mktemp("materialized") / "home"):
         s = inst.settings
         land_dataset(s.landing_dir, source=real_csv, url=s.source_url, expected_sha256=s.source_sha256)
-        inst.first_result = inst.run_job(MAIN_JOB, FAST_TRAINING)
+        inst.first_result = inst.run_all(FAST_TRAINING)
         yield inst

@@ -67,7 +67,9 @@ class IngestConfig(dg.Config):
     pool="duckdb",
     can_subset=True,
 )
-def raw_batch(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: Warehouse, state: StateDirs):
+def raw_batch(
+    context: dg.AssetExecutionContext, config: IngestConfig, warehouse: Warehouse, state: StateDirs
+):
     batch_id = context.partition_key
     path = find_batch_file(state.landing, batch_id, context.run.tags.get(LANDED_FILE_TAG))
     if path is None:

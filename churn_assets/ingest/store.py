@@ -115,7 +115,9 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, path: Path) -> FileOutcome:
     ensure_raw_tables(conn)
     sha = path_sha256(path)
     seen_as = next(
-        iter(conn.execute("select source_file from raw.landed_files where file_sha256 = ?", [sha]).fetchall()),
+        iter(
+            conn.execute("select source_file from raw.landed_files where file_sha256 = ?", [sha]).fetchall()
+        ),
         None,
     )
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
@@ -125,7 +127,9 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, path: Path) -> FileOutcome:
         conn.execute(
             "insert into raw.duplicate_files values (?, ?, ?, ?)", [path.name, sha, seen_as[0], ingested_at]
         )
-        return FileOutcome(path.name, sha, "duplicate", reason=f"same content as {seen_as[0]}, already ingested")
+        return FileOutcome(
+            path.name, sha, "duplicate", reason=f"same content as {seen_as[0]}, already ingested"
+        )
     try:
         batch = parse_batch(path)
     except FileRejected as exc:

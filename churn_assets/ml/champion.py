@@ -39,7 +39,9 @@ def champion_history(client: MlflowClient, name: str) -> list[str]:
 
 def move_champion(client: MlflowClient, name: str, version: str, reason: str, actor: str) -> str | None:
     """Point `champion` at ``version``; record why and by whom. Returns the previous champion's version."""
-    return _set_champion(client, name, str(version), reason, actor, [*champion_history(client, name), str(version)])
+    return _set_champion(
+        client, name, str(version), reason, actor, [*champion_history(client, name), str(version)]
+    )
 
 
 def rollback(client: MlflowClient, name: str, reason: str, actor: str) -> tuple[str, str]:

@@ -7,9 +7,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class GatePolicy:
-    # The honest range for this 21-column data set is ROC AUC 0.83-0.86; above ~0.87 suspect a leak.
-    min_roc_auc: float = 0.83
-    min_pr_auc: float = 0.60
+    # Sanity floors, not the quality bar: whether a candidate is better is the promotion decision's job
+    # (champion vs challenger on the same rows, `promotion.py`). On the public file the honest ROC AUC is
+    # 0.83-0.86 (above ~0.87 suspect a leak); after a change in what drives churn, models trained on old
+    # and new rows together measure ~0.81-0.83 on them (benchmarks/closed_loop.py), which must not be
+    # refused for it. A model trained on shuffled labels scores ~0.5.
+    min_roc_auc: float = 0.80
+    min_pr_auc: float = 0.55
     # Probabilities from the registry must equal the in-memory model's to this absolute tolerance.
     reproduction_atol: float = 1e-9
 

@@ -90,7 +90,9 @@ def decide(
     if comparison is None:
         return Decision(win, "no champion yet" + wait, None)
     c = comparison
-    scores = f"challenger ROC AUC {c.challenger_auc:.4f} vs champion {c.champion_auc:.4f} on {c.n_rows} test rows"
+    scores = (
+        f"challenger ROC AUC {c.challenger_auc:.4f} vs champion {c.champion_auc:.4f} on {c.n_rows} test rows"
+    )
     if c.gain < policy.min_auc_gain:
         return Decision(
             "kept_champion", f"{scores}: gain {c.gain:+.4f} below the margin {policy.min_auc_gain}", c

@@ -153,7 +153,9 @@ def _evaluate(
     if reference is None or current is None or current.empty:
         note = "no champion yet: nothing to compare with" if reference is None else "no rows to compare"
         context.log.info(f"{kind} drift of {subject}: {note}")
-        yield dg.MaterializeResult(metadata={"note": note, "current_rows": 0 if current is None else len(current)})
+        yield dg.MaterializeResult(
+            metadata={"note": note, "current_rows": 0 if current is None else len(current)}
+        )
         yield _drift_check(check, None, config.drift_share_threshold, note)
         return
     champion_version, reference_rows = reference
@@ -165,8 +167,12 @@ def _evaluate(
         name=f"{kind}_drift_{subject}",
     )
     with warehouse.connect() as conn:
-        record_verdict(conn, kind, subject, champion_version, result.drift_share, result.drift_detected)
-    context.log.info(f"{kind} drift of {subject} vs champion v{champion_version}: share {result.drift_share:.3f}")
+        record_verdict(
+            conn, kind, subject, champion_version, result.drift_share, result.drift_detected, result.n_current
+        )
+    context.log.info(
+        f"{kind} drift of {subject} vs champion v{champion_version}: share {result.drift_share:.3f}"
+    )
     yield dg.MaterializeResult(metadata=_report_metadata(result, champion_version))
     yield _drift_check(check, result, config.drift_share_threshold, f"against champion v{champion_version}")
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 import duckdb
 
+from churn_assets.monitoring.drift import SMALL_SAMPLE_ROWS
+
 Kind = Literal["batch", "served"]
 
 _DDL = """
@@ -21,6 +23,7 @@ create table if not exists monitoring.drift_verdicts (
     champion_version varchar not null,
     drift_share double not null,
     drifted boolean not null,
+    rows integer not null,
     evaluated_at timestamp not null
 );
 """
@@ -33,11 +36,12 @@ def record_verdict(
     champion_version: str,
     drift_share: float,
     drifted: bool,
+    rows: int,
 ) -> None:
     conn.execute(_DDL)
     conn.execute(
-        "insert into monitoring.drift_verdicts values (?, ?, ?, ?, ?, ?)",
-        [kind, subject, champion_version, drift_share, drifted, datetime.now(UTC).replace(tzinfo=None)],
+        "insert into monitoring.drift_verdicts values (?, ?, ?, ?, ?, ?, ?)",
+        [kind, subject, champion_version, drift_share, drifted, rows, datetime.now(UTC).replace(tzinfo=None)],
     )
 
 
@@ -51,13 +55,14 @@ def _exists(conn: duckdb.DuckDBPyConnection) -> bool:
 
 
 def drifted_batches_after(conn: duckdb.DuckDBPyConnection, cutoff: datetime | None) -> list[str]:
-    """Batches ingested after ``cutoff`` (all, if None) whose latest drift verdict was "drifted"."""
+    """Batches ingested after ``cutoff`` (all, if None) whose latest drift verdict was "drifted" on enough
+    rows to mean it (see ``SMALL_SAMPLE_ROWS``: tiny batches "drift" by chance)."""
     if not _exists(conn):
         return []
     rows = conn.execute(
         """
         with latest as (
-            select subject, arg_max(drifted, evaluated_at) as drifted
+            select subject, arg_max(drifted and rows >= ?, evaluated_at) as drifted
             from monitoring.drift_verdicts where kind = 'batch' group by subject
         )
         select f.batch_id from latest
@@ -65,7 +70,7 @@ def drifted_batches_after(conn: duckdb.DuckDBPyConnection, cutoff: datetime | No
         where latest.drifted and (cast(? as timestamp) is null or f.ingested_at > cast(? as timestamp))
         order by f.ingested_at
         """,
-        [cutoff, cutoff],
+        [SMALL_SAMPLE_ROWS, cutoff, cutoff],
     ).fetchall()
     return [batch for (batch,) in rows]
 
@@ -76,7 +81,8 @@ def served_drift_after(conn: duckdb.DuckDBPyConnection, since: datetime | None) 
         return False
     (drifted,) = conn.execute(
         "select coalesce(bool_or(drifted), false) from monitoring.drift_verdicts "
-        "where kind = 'served' and (cast(? as timestamp) is null or evaluated_at > cast(? as timestamp))",
-        [since, since],
+        "where kind = 'served' and rows >= ? "
+        "and (cast(? as timestamp) is null or evaluated_at > cast(? as timestamp))",
+        [SMALL_SAMPLE_ROWS, since, since],
     ).fetchall()[0]
     return bool(drifted)

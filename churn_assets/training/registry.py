@@ -10,7 +10,6 @@
   materialize, and serving keeps the champion it has).
 """
 
-
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,8 +40,8 @@ PROMOTION_DECISION = dg.AssetKey(["ml", "promotion_decision"])
 CHAMPION_MODEL = dg.AssetKey(["ml", "champion_model"])
 
 GATE_CHECKS = {
-    "roc_auc_floor": ("Test ROC AUC at or above the floor (0.83 by default).", False),
-    "pr_auc_floor": ("Test PR AUC at or above the floor (0.60 by default).", False),
+    "roc_auc_floor": (f"Test ROC AUC at or above the floor ({GatePolicy.min_roc_auc} by default).", False),
+    "pr_auc_floor": (f"Test PR AUC at or above the floor ({GatePolicy.min_pr_auc} by default).", False),
     "reproduces_test_predictions": (
         "The version loaded back from the registry reproduces the test-split probabilities.",
         True,
@@ -297,7 +296,9 @@ def champion_model(
     name, version = registered_model.name, registered_model.version
     decision = promotion_decision.decision
     if decision.outcome != "promoted":
-        context.log.info(f"{name}@{CHAMPION_ALIAS} stays v{promotion_decision.champion_version}: {decision.outcome}")
+        context.log.info(
+            f"{name}@{CHAMPION_ALIAS} stays v{promotion_decision.champion_version}: {decision.outcome}"
+        )
         return
     previous = move_champion(mlflow_tracking.client(), name, version, decision.reason, "promotion_decision")
     context.log.info(f"{name}@{CHAMPION_ALIAS}: v{previous} → v{version}")

@@ -7,7 +7,6 @@ applies :func:`churn_assets.ml.retraining.decide_retraining`: without a reason t
 observation saying why and does not materialize, so nothing downstream (tuning, registration) runs.
 """
 
-
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,7 +61,9 @@ def model_input_columns(manifest: dict) -> list[str]:
 
 
 def _latest_version_data(client: MlflowClient, name: str) -> str | None:
-    versions = client.search_model_versions(f"name = '{name}'", max_results=1, order_by=["creation_timestamp DESC"])
+    versions = client.search_model_versions(
+        f"name = '{name}'", max_results=1, order_by=["creation_timestamp DESC"]
+    )
     return versions[0].tags.get("data_version") if versions else None
 
 

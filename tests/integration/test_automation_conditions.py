@@ -55,7 +55,9 @@ class Sensor:
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, sensor) -> None:
         self.defs, self.instance, self.selection = defs, instance, sensor.asset_selection
-        self.last = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=self.selection)
+        self.last = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=self.selection
+        )
         assert self.last.total_requested == 0
 
     def tick(self) -> dg.EvaluateAutomationConditionsResult:

@@ -14,8 +14,15 @@ from churn_assets.jobs import INGEST_JOB, MAIN_JOB
 from churn_assets.settings import REPO_ROOT, Settings
 
 EXPECTED_ASSETS = {
+    "raw/landed_files",
     "raw/customers",
     "raw/rejected_rows",
+    "monitoring/batch_drift",
+    "monitoring/served_drift",
+    "ml/training_snapshot",
+    "ml/registered_model",
+    "ml/promotion_decision",
+    "ml/champion_model",
     "staging/stg_customers",
     "marts/customer_features",
     "marts/training_set",
@@ -45,7 +52,7 @@ def test_definitions_list_every_asset_check_job_and_sensor(tmp_path: Path) -> No
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys >= EXPECTED_ASSETS
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert {("raw/customers", "rows_accounted_for"), ("raw/customers", "no_refused_files")} <= checks
+    assert {("raw/customers", "rows_accounted_for"), ("raw/landed_files", "file_accepted")} <= checks
     assert ("staging/stg_customers", "unique_stg_customers_customer_id") in checks
     assert any(asset == "marts/training_set" and "label_rate_within" in name for asset, name in checks)
     # lineage: landing → raw → staging → features → training set, profile off staging
@@ -58,4 +65,5 @@ def test_definitions_list_every_asset_check_job_and_sensor(tmp_path: Path) -> No
     )
     assert graph.get(dg.AssetKey("data_profile")).parent_keys == {dg.AssetKey(["staging", "stg_customers"])}
     assert {MAIN_JOB, INGEST_JOB} <= {j.name for j in defs.resolve_all_job_defs()}
-    assert defs.resolve_sensor_def("landing_sensor") is not None
+    for name in ("landing_sensor", "data_automation", "training_automation", "run_failure_alert"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name

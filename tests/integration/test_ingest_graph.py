@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-from churn_assets.ingest.assets import RAW_CUSTOMERS, RAW_REJECTED
-from churn_assets.jobs import INGEST_JOB
-from tests.conftest import Installation
+from churn_assets.ingest.assets import LANDED_FILES
+from churn_assets.jobs import MAIN_JOB
+from tests.conftest import FAST_TRAINING, Installation
 
 
 def _query(inst: Installation, sql: str) -> list[tuple]:
@@ -15,7 +15,7 @@ def _query(inst: Installation, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-def _materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dg.AssetMaterialization:
+def _materialization(result, key: dg.AssetKey) -> dg.AssetMaterialization:
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
     return event.materialization
 
@@ -26,7 +26,7 @@ def test_dbt_build_on_real_data_passes_every_test(materialized: Installation) ->
     checks = result.get_asset_check_evaluations()
     failed = [(c.asset_key.to_user_string(), c.check_name) for c in checks if not c.passed]
     assert failed == []
-    dbt_checks = [c for c in checks if c.asset_key != RAW_CUSTOMERS and c.asset_key != RAW_REJECTED]
+    dbt_checks = [c for c in checks if c.asset_key.path[0] in ("staging", "marts")]
     assert len(dbt_checks) >= 60  # every data test of the three models ran as an asset check
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {
@@ -41,9 +41,12 @@ def test_dbt_build_on_real_data_passes_every_test(materialized: Installation) ->
 def test_every_row_of_the_real_file_lands_and_one_feature_row_per_customer(
     materialized: Installation,
 ) -> None:
-    meta = _materialization(materialized.first_result, RAW_CUSTOMERS).metadata
-    assert meta["rows_accepted"].value == 7043
-    assert meta["rows_rejected"].value == 0
+    meta = _materialization(materialized.first_result, LANDED_FILES).metadata
+    assert (meta["status"].value, meta["rows_accepted"].value, meta["rows_rejected"].value) == (
+        "loaded",
+        7043,
+        0,
+    )
     assert _query(materialized, "select count(*) from raw.customers") == [(7043,)]
     assert _query(
         materialized, "select count(*), count(distinct customer_id) from marts.customer_features"
@@ -90,16 +93,31 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
     (landing / "b3_new_customers.csv").write_text("\n".join([header, *renamed]) + "\n")
     (landing / "b4_header_only.csv").write_text(header + "\n")
 
-    result = materialized.run_job(INGEST_JOB)
+    results = materialized.ingest()  # one run per landed file, as the landing sensor requests them
 
-    assert result.success
-    meta = _materialization(result, RAW_CUSTOMERS).metadata
-    assert (meta["rows_accepted"].value, meta["rows_rejected"].value) == (2 + 20, 5)
-    assert (meta["files_loaded"].value, meta["files_refused"].value, meta["files_skipped"].value) == (2, 2, 1)
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert checks["rows_accounted_for"].passed
-    assert not checks["no_refused_files"].passed
-    assert checks["no_refused_files"].severity == dg.AssetCheckSeverity.WARN
+    assert all(r.success for r in results)
+    files = {}
+    for result in results:
+        meta = _materialization(result, LANDED_FILES).metadata
+        files[meta["source_file"].value] = (
+            meta["status"].value,
+            meta["rows_accepted"].value,
+            meta["rows_rejected"].value,
+        )
+    assert files == {
+        "b1_corrupted.csv": ("loaded", 2, 5),
+        "b2_report.pdf": ("rejected", 0, 0),
+        "b3_new_customers.csv": ("loaded", 20, 0),
+        "b4_header_only.csv": ("rejected", 0, 0),
+    }
+    checks = {(r.run_id, c.check_name): c for r in results for c in r.get_asset_check_evaluations()}
+    accepted = {run: c.passed for (run, name), c in checks.items() if name == "file_accepted"}
+    assert sorted(accepted.values()) == [False, False, True, True]
+    assert all(c.passed for (_, name), c in checks.items() if name == "rows_accounted_for")
+    refused_runs = [r for r in results if not accepted[r.run_id]]
+    for result in refused_runs:  # nothing downstream of a refused file: no raw rows, no drift report
+        done = {e.asset_key for e in result.get_asset_materialization_events()}
+        assert done == {LANDED_FILES}
     reasons = _query(
         materialized,
         "select _row_number, reason from raw.rejected_rows where _source_file = 'b1_corrupted.csv' order by 1",
@@ -124,8 +142,8 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
     )
     assert "not UTF-8" in refused["b2_report.pdf"]
     assert refused["b4_header_only.csv"] == "b4_header_only.csv: header only, no records"
+    assert materialized.run_job(MAIN_JOB, FAST_TRAINING).success
     assert _query(materialized, "select count(*) from marts.customer_features") == [(7043 + 20,)]
 
-    again = materialized.run_job(INGEST_JOB)
-    assert _materialization(again, RAW_CUSTOMERS).metadata["rows_accepted"].value == 0
+    assert materialized.ingest() == []  # a re-scan requests nothing already recorded
     assert _query(materialized, "select count(*) from raw.customers") == [(7043 + 22,)]

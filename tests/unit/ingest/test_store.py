@@ -4,7 +4,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churn_assets.ingest.store import ingest_landing, row_count_mismatches
+from churn_assets.ingest.store import FileOutcome, ingest_file, landed_files, row_count_mismatches
 from tests.csv_fixtures import BLANK_TOTAL_ROW, GOOD_ROWS, with_field, write_csv
 
 
@@ -12,6 +12,11 @@ from tests.csv_fixtures import BLANK_TOTAL_ROW, GOOD_ROWS, with_field, write_csv
 def conn(tmp_path: Path):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
         yield connection
+
+
+def ingest_landing(conn: duckdb.DuckDBPyConnection, landing: Path) -> list[FileOutcome]:
+    """Every landed file in name order, one batch at a time (as the landing sensor's runs do)."""
+    return [ingest_file(conn, path) for path in landed_files(landing)]
 
 
 def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -24,9 +29,15 @@ def test_same_file_landed_twice_adds_nothing(tmp_path: Path, conn) -> None:
     assert [o.status for o in ingest_landing(conn, landing)] == ["loaded"]
     shutil.copy(first, landing / "a_again.csv")
     outcomes = ingest_landing(conn, landing)
-    assert [(o.source_file, o.status) for o in outcomes] == [("a.csv", "skipped"), ("a_again.csv", "skipped")]
+    assert [(o.source_file, o.status) for o in outcomes] == [
+        ("a.csv", "skipped"),
+        ("a_again.csv", "duplicate"),
+    ]
     assert _count(conn, "raw.customers") == 5
     assert _count(conn, "raw.landed_files") == 1
+    assert conn.execute("select source_file, duplicate_of from raw.duplicate_files").fetchall() == [
+        ("a_again.csv", "a.csv")
+    ]
 
 
 def test_corrupted_file_keeps_good_rows_and_next_file_loads(tmp_path: Path, conn) -> None:

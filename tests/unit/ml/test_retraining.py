@@ -45,7 +45,9 @@ def test_served_drift_needs_new_labels_to_train() -> None:
 
 
 def test_data_already_trained_on_never_trains_whatever_the_reasons() -> None:
-    tried = replace(QUIET, data_version="old", drifted_batches=("abc",), new_labelled_rows=5000, champion_age_days=30)
+    tried = replace(
+        QUIET, data_version="old", drifted_batches=("abc",), new_labelled_rows=5000, champion_age_days=30
+    )
     decision = decide_retraining(tried, POLICY)
     assert not decision.train and "already trained" in decision.summary
     assert decide_retraining(replace(tried, forced=True), POLICY).train  # only by hand

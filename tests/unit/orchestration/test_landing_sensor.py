@@ -46,7 +46,9 @@ def _record(instance: dg.DagsterInstance, batch: str, name: str) -> None:
 
 def _run(instance: dg.DagsterInstance, batch: str, status: dg.DagsterRunStatus) -> None:
     instance.add_run(
-        dg.DagsterRun(job_name=INGEST_JOB, run_id=str(uuid.uuid4()), status=status, tags={"dagster/partition": batch})
+        dg.DagsterRun(
+            job_name=INGEST_JOB, run_id=str(uuid.uuid4()), status=status, tags={"dagster/partition": batch}
+        )
     )
 
 

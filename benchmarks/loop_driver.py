@@ -1,0 +1,212 @@
+"""Drives the closed loop the way a user does — `make run`, `make ui`, `make serve`, drop a file — and reads
+what happened from the Dagster instance, the MLflow registry and the prediction server.
+
+Used by `benchmarks/closed_loop.py` (stage times) and `tests/e2e/test_closed_loop.py` (assertions). Every
+process runs in its own session on free 127.0.0.1 ports in a separate CHURN_HOME, and is killed on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import dagster as dg
+import httpx
+from mlflow.tracking import MlflowClient
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Loop:
+    home: Path
+    logs: Path
+    source_csv: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ui_port: int = field(default_factory=free_port)
+    serve_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        # Only this installation: drop any CHURN_*/DAGSTER_HOME/MLflow location of the calling shell.
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CHURN_")
+            and k not in {"DAGSTER_HOME", "MLFLOW_TRACKING_URI", "PROMETHEUS_MULTIPROC_DIR"}
+        }
+        return {
+            **inherited,
+            "CHURN_HOME": str(self.home),
+            "CHURN_SOURCE_CSV": str(self.source_csv),
+            "CHURN_UI_PORT": str(self.ui_port),
+            "CHURN_SERVE_PORT": str(self.serve_port),
+            "CHURN_MODEL_POLL_S": "1",
+            **self.extra_env,
+        }
+
+    # --- processes -------------------------------------------------------------------------------------
+    def make(self, target: str, timeout_s: float = 1200) -> float:
+        """Run `make TARGET` to completion; return its wall time."""
+        started = time.monotonic()
+        with (self.logs / f"make-{target}.log").open("wb") as log:
+            done = subprocess.run(
+                ["make", target],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+            )
+        if done.returncode:
+            tail = (self.logs / f"make-{target}.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"make {target} failed ({done.returncode}):\n{tail}")
+        return time.monotonic() - started
+
+    def start(self, target: str) -> subprocess.Popen:
+        """`make ui` / `make serve` in the background, in its own process group."""
+        log = (self.logs / f"make-{target}.log").open("wb")
+        process = subprocess.Popen(
+            ["make", target],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(30)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self.processes.clear()
+
+    def wait_for(self, what: str, probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (value := probe()) is not None:
+                return value
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{process.args} exited with {process.returncode} while waiting for {what}"
+                    )
+            time.sleep(every_s)
+        logs = "\n".join(
+            f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs.glob("*.log")
+        )
+        raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{logs}")
+
+    def ui_ready(self) -> bool | None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{self.ui_port}/server_info", timeout=2).status_code == 200:
+                return True
+        return None
+
+    def served_version(self, record: dict[str, str]) -> str | None:
+        """The model version that answers /predict for ``record`` now (None while the server is not up)."""
+        with contextlib.suppress(httpx.HTTPError):
+            response = httpx.post(f"http://127.0.0.1:{self.serve_port}/predict", json=record, timeout=5)
+            if response.status_code == 200:
+                return str(response.json()["model_version"])
+        return None
+
+    # --- data ------------------------------------------------------------------------------------------
+    def simulate(self, scenario: str, rows: int, seed: int) -> Path:
+        churn = Path(sys.executable).parent / "churn"
+        done = subprocess.run(
+            [
+                str(churn),
+                "data",
+                "simulate",
+                "--rows",
+                str(rows),
+                "--scenario",
+                scenario,
+                "--seed",
+                str(seed),
+                "--land",
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return Path(done.stdout.strip().rsplit(" to ", 1)[1])
+
+    def land(self, name: str, data: bytes) -> Path:
+        """Land like a downloader: a `.part` file (ignored by the sensor), renamed when complete."""
+        landing = self.home / "landing"
+        part = landing / f"{name}.part"
+        part.write_bytes(data)
+        return part.rename(landing / name)
+
+    # --- what happened -----------------------------------------------------------------------------------
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home / "dagster"))
+
+    def registry(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}")
+
+    def versions(self) -> int:
+        return len(self.registry().search_model_versions("name = 'telco-churn'"))
+
+    @staticmethod
+    def materialized_after(
+        instance: dg.DagsterInstance, key: dg.AssetKey, after: float, partition: str | None = None
+    ) -> dg.EventLogRecord | None:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=key, asset_partitions=[partition] if partition else None, after_timestamp=after
+            ),
+            limit=1,
+        ).records
+        return records[0] if records else None
+
+    @staticmethod
+    def checks_after(
+        instance: dg.DagsterInstance, key: dg.AssetKey, after: float
+    ) -> list[dg.AssetCheckEvaluation]:
+        """Check evaluations on ``key`` in runs created after ``after`` (per run: see the alert sensor's note)."""
+        runs = instance.get_run_records(filters=dg.RunsFilter(created_after=_utc(after)))
+        found = []
+        for record in runs:
+            for event in instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                evaluation = event.dagster_event.event_specific_data
+                if evaluation.asset_key == key:
+                    found.append(evaluation)
+        return found
+
+
+def _utc(timestamp: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC)
