@@ -11,6 +11,8 @@ The path of a new batch, tick by tick:
 A refused, empty or duplicate file never materializes `raw/customers`, so step 2 and 3 never start.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
 AC = dg.AutomationCondition
@@ -38,6 +40,12 @@ TRAINING_LOOK = (
     & ~AC.in_progress()
     & AC.all_deps_blocking_checks_passed()
 ).with_label("new data, drift verdict or weekly tick; not while training")
+
+BATCH_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=14), warn_window=timedelta(days=7)
+)
+"""A batch a week is the expected cadence: the raw and dbt tables and the batch drift report warn after a week
+without one, and fail after two."""
 
 DATA_SELECTION = dg.AssetSelection.groups("ingestion", "transform", "monitoring")
 TRAINING_SELECTION = dg.AssetSelection.groups("ml")

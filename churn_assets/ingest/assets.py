@@ -8,6 +8,7 @@ drift report, no training.
 
 import dagster as dg
 
+from churn_assets.automation import BATCH_FRESHNESS
 from churn_assets.ingest.store import FileOutcome, find_batch_file, ingest_file, row_count_mismatches
 from churn_assets.metadata import column_schema, query_table
 from churn_assets.partitions import BATCHES, LANDED_FILE_TAG
@@ -38,6 +39,7 @@ class IngestConfig(dg.Config):
             group_name="ingestion",
             kinds={"duckdb", "polars"},
             skippable=True,
+            freshness_policy=BATCH_FRESHNESS,
         ),
         dg.AssetSpec(
             RAW_REJECTED,

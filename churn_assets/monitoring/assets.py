@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
+from churn_assets.automation import BATCH_FRESHNESS
 from churn_assets.ingest.assets import RAW_CUSTOMERS
 from churn_assets.ml.champion import CHAMPION_ALIAS, DRIFT_REFERENCE_ARTIFACT, version_by_alias
 from churn_assets.ml.pyfunc import RAW_COLUMNS
@@ -193,9 +194,7 @@ def _evaluate(
     kinds={"evidently", "html"},
     pool="duckdb",
     automation_condition=dg.AutomationCondition.eager(),
-    freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(days=14), warn_window=timedelta(days=7)
-    ),
+    freshness_policy=BATCH_FRESHNESS,
     description="Evidently data drift of one landed batch against the current champion's training rows, "
     "staged by dbt's own staging SQL; runs as soon as the batch is loaded, before any training on it.",
 )

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from churn_assets.automation import DBT_CONDITION
+from churn_assets.automation import BATCH_FRESHNESS, DBT_CONDITION
 from churn_assets.resources import Warehouse
 from churn_assets.transform.project import dbt_project
 
@@ -18,6 +18,12 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return "ingestion"
         return "transform"
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if manifest["nodes"].get(unique_id, {}).get("resource_type") == "model":
+            spec = spec.replace_attributes(freshness_policy=BATCH_FRESHNESS)
+        return spec
 
     def get_automation_condition(
         self, dbt_resource_props: Mapping[str, Any]
