@@ -9,7 +9,7 @@ Protocol
 2. `make ui` (Dagster webserver + daemon: landing sensor and both automation sensors RUNNING by default)
    and `make serve` (the prediction server, polling the registry every second) start; the benchmark waits
    until the UI answers and the server answers /predict.
-3. A concept-drift batch lands (`churn data simulate --scenario fiber_growth --rows 1500 --land`). From the
+3. A concept-drift batch lands (`churn data simulate --scenario fiber_growth --rows 3000 --land`). From the
    moment the file is complete in the landing directory, the time at which each stage is recorded: the
    batch's `raw/landed_files` record (ingestion), its `monitoring/batch_drift` report, the rebuilt
    `marts/training_set` (dbt), the `ml/training_snapshot` (a reason to train found), the
@@ -52,7 +52,7 @@ WATCH_S = 90.0
 STAGES = [
     ("ingest", LANDED_FILES, True),
     ("drift", BATCH_DRIFT, True),
-    ("dbt", TRAINING_SET, False),
+    ("dbt (same run)", TRAINING_SET, False),
     ("train: snapshot", TRAINING_SNAPSHOT, False),
     ("decision", PROMOTION_DECISION, False),
     ("champion alias", CHAMPION_MODEL, False),
@@ -70,8 +70,8 @@ def first_record(csv_path: Path) -> dict[str, str]:
     return record
 
 
-def drifted_cycle(loop: Loop, record: dict[str, str], before: str, timeout_s: float) -> dict:
-    path = loop.simulate("fiber_growth", 1500, 11)
+def drifted_cycle(loop: Loop, record: dict[str, str], before: str, rows: int, timeout_s: float) -> dict:
+    path = loop.simulate("fiber_growth", rows, 11)
     dropped = path.stat().st_mtime
     batch = batch_id(path)
     times: dict[str, float] = {}
@@ -142,7 +142,7 @@ def markdown(result: dict) -> str:
     return f"""## Closed loop: landed file → served model
 
 `{result["command"]}` on {result["machine"]}, {result["date"]}. `make run` (fresh home, v1): {result["make_run_s"]:.0f} s.
-A 1,500-row concept-drift batch (`churn data simulate --scenario fiber_growth --seed 11`) dropped into the
+A {result["rows"]:,}-row concept-drift batch (`churn data simulate --scenario fiber_growth --seed 11`) dropped into the
 landing directory with only `make ui` and `make serve` running; seconds from the drop (event-log timestamps;
 "served" = first /predict answered by the new version, polled every 0.2 s):
 
@@ -168,6 +168,12 @@ def main() -> int:
     parser.add_argument("--csv", type=Path, default=os.environ.get("CHURN_SOURCE_CSV"))
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the drifted batch")
     parser.add_argument(
+        "--rows",
+        type=int,
+        default=3000,
+        help="rows of the drifted batch (1,500 moves the mixed test rows too little for a win beyond noise)",
+    )
+    parser.add_argument(
         "--output-md", type=Path, help="replace the closed-loop section of this markdown file"
     )
     args = parser.parse_args()
@@ -184,7 +190,7 @@ def main() -> int:
         loop.start("serve")
         loop.wait_for("the Dagster UI", loop.ui_ready, 240)
         before = loop.wait_for("the server to answer", lambda: loop.served_version(record), 240)
-        drifted = drifted_cycle(loop, record, before, args.timeout)
+        drifted = drifted_cycle(loop, record, before, args.rows, args.timeout)
         drifted_file = next((home / "landing").glob("sim-fiber_growth-*.csv"))
         refused = [
             refused_cycle(loop, lambda: loop.land("garbage.csv", os.urandom(64 * 1024))),
@@ -197,6 +203,7 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
         "make_run_s": make_run_s,
+        "rows": args.rows,
         "drifted": drifted,
         "refused": refused,
     }

@@ -19,21 +19,33 @@ REQUEST_RELATION = "request_rows"
 def compile_analysis(dbt: DbtCliResource, name: str) -> str:
     """Compile one analysis over `request_rows`; it reads no table, so an in-memory DuckDB suffices.
 
-    The result depends only on the parsed project, so it is kept beside the manifest under the manifest's
-    hash: a `dbt compile` (seconds) runs once per project version, not once per drift report.
+    The result depends only on the project's SQL and settings (an analysis reads no table), so it is kept
+    under the hash of those files: a `dbt compile` (seconds) runs once per version of the project, not once
+    per drift report or training run.
     """
-    manifest = Path(dbt.project_dir) / "target" / "manifest.json"
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.exists() else None
-    cached = manifest.parent / "compiled_analyses" / f"{name}-{digest}.sql"
-    if digest and cached.exists():
+    project = Path(dbt.project_dir)
+    digest = _project_digest(project)
+    cached = project / "target" / "compiled_analyses" / f"{name}-{digest}.sql"
+    if cached.exists():
         return cached.read_text()
     with env_override("CHURN_DUCKDB_PATH", ":memory:"):
         invocation = dbt.cli(["compile", "--select", name, "--quiet"]).wait()
     (compiled,) = invocation.target_path.glob(f"compiled/**/analyses/{name}.sql")
     sql = compiled.read_text()
-    if digest:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.name}.{os.getpid()}")
-        partial.write_text(sql)
-        partial.replace(cached)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+    partial.write_text(sql)
+    partial.replace(cached)
     return sql
+
+
+def _project_digest(project: Path) -> str:
+    """sha256 of what compilation reads: dbt_project.yml, profiles.yml, macros, analyses, models."""
+    digest = hashlib.sha256()
+    files = [project / "dbt_project.yml", project / "profiles.yml"]
+    for folder in ("macros", "analyses", "models"):
+        files += sorted((project / folder).rglob("*"))
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
