@@ -18,11 +18,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks.loop_driver import REPO_ROOT, Loop
+from churn_assets.definitions import build_definitions
 from churn_assets.ingest.assets import LANDED_FILES
 from churn_assets.ml.families import FAMILIES
+from churn_assets.settings import Settings
 from churn_assets.training.candidates import candidate_key
 from churn_assets.training.registry import PROMOTION_DECISION
 from churn_assets.training.snapshot import TRAINING_SNAPSHOT
+from tests.e2e.dagster_ui import dagster_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 DRIFTED_ROWS = 3000  # two of the benchmark's batches' worth: a win beyond noise on the mixed test rows
@@ -139,3 +142,22 @@ def test_rollback_moves_the_alias_back_and_the_server_follows(loop: Loop, promot
         "the server on the promoted version", lambda: loop.served_version(record) == new or None, 30
     )
     assert "history    1 → " in _churn(loop, "model", "status")
+
+
+def test_the_dagster_ui_shows_the_lineage_the_automation_and_the_decision(loop: Loop, promoted) -> None:
+    """Debian's chromium (Playwright) on the UI `make ui` started; screenshots land beside the test logs."""
+    expected = {
+        key.to_user_string()
+        for key in build_definitions(Settings(home=loop.home)).resolve_asset_graph().get_all_asset_keys()
+    }
+    with dagster_ui(f"http://127.0.0.1:{loop.ui_port}", loop.logs / "screenshots") as ui:
+        assert ui.dismiss_first_visit_dialog()  # a fresh CHURN_HOME: the community dialog is due
+        assert ui.lineage_asset_keys() == expected
+        sensors = ui.sensor_states()
+        assert sensors["landing_sensor"] and sensors["data_automation"] and sensors["training_automation"], (
+            sensors
+        )
+        decision = ui.latest_materialization_metadata(PROMOTION_DECISION.to_user_string())
+    assert decision["outcome"] == promoted["decision"]["outcome"]
+    assert decision["reason"] == promoted["decision"]["reason"]
+    assert decision["version"] == str(promoted["decision"]["version"])
