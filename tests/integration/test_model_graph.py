@@ -164,3 +164,22 @@ def test_drift_check_passes_on_a_random_split_and_fails_on_a_shifted_copy(
     assert meta["current_rows"] == 1000
     assert meta["drift_share"] >= 0.1
     assert {"monthly_charges", "contract"} <= set(meta["drifted_columns"])
+
+
+def test_no_training_on_the_data_the_champion_was_trained_on(materialized: Installation) -> None:
+    """The main job twice with nothing landed in between: whatever the first run did (train for a reason
+    found in the installation's state, or not), the second finds its data already trained on: no training."""
+    materialized.run_job(MAIN_JOB, FAST_TRAINING)
+    result = materialized.run_job(MAIN_JOB, FAST_TRAINING)
+
+    assert result.success
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert not done & {"ml/training_snapshot", "ml/evaluation_report", "ml/registered_model"}
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert "model_candidates" in skipped
+    (observation,) = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert "already trained on" in observation.metadata["retraining"].value
