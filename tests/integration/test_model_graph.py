@@ -167,9 +167,9 @@ def test_drift_check_passes_on_a_random_split_and_fails_on_a_shifted_copy(
 
 
 def test_no_training_on_the_data_the_champion_was_trained_on(materialized: Installation) -> None:
-    """The main job twice with nothing landed in between: whatever the first run did (train for a reason
-    found in the installation's state, or not), the second finds its data already trained on: no training."""
-    materialized.run_job(MAIN_JOB, FAST_TRAINING)
+    """A forced training run, then the main job again with nothing landed: same data version, no training."""
+    forced = materialized.run_job(MAIN_JOB, {"ops": {**FAST_TRAINING["ops"], **FORCED["ops"]}})
+    assert forced.success
     result = materialized.run_job(MAIN_JOB, FAST_TRAINING)
 
     assert result.success
