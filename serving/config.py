@@ -3,9 +3,10 @@
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churn_assets.ml.champion import CHAMPION_ALIAS, MODEL_NAME
 from churn_assets.settings import Settings
 
 
@@ -22,9 +23,16 @@ class ServeSettings(BaseSettings):
     # A client must send its request headers, and then its whole body, within these many seconds.
     header_timeout_s: float = Field(10.0, gt=0)
     body_timeout_s: float = Field(10.0, gt=0)
-    model_name: str = "telco-churn"
-    model_alias: str = "champion"
+    model_name: str = MODEL_NAME
+    model_alias: str = CHAMPION_ALIAS
     model_poll_s: float = Field(10.0, gt=0)
+    # The registry's `challenger` version, scored besides the champion (both off: it is not even loaded).
+    # A/B: this share of customers (by a stable hash of customerID, so a customer always gets the same
+    # model) is answered by the challenger. 0 = all traffic to the champion, 1 = all to the challenger.
+    challenger_share: float = 0.0
+    # Shadow: the challenger also scores what the champion answers; its scores go only to the prediction
+    # log (rows flagged `shadow`), never into a response, and its failures never fail a request.
+    shadow_challenger: bool = False
     log_flush_s: float = Field(2.0, gt=0)
     log_flush_rows: int = Field(5_000, ge=1)
     # Days of prediction log kept; older date partitions are deleted by the workers.
@@ -36,6 +44,25 @@ class ServeSettings(BaseSettings):
     @cached_property
     def paths(self) -> Settings:
         return Settings() if self.home is None else Settings(home=self.home)
+
+    @field_validator("challenger_share", mode="before")
+    @classmethod
+    def _share(cls, value: object) -> float:
+        try:
+            share = float("nan") if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            share = float("nan")
+        if not 0 <= share <= 1:  # also refuses nan
+            raise ValueError(
+                f"CHURN_CHALLENGER_SHARE must be a share of customers between 0 and 1 "
+                f"(0.1 = 10 % to the challenger), got {value!r}"
+            )
+        return share
+
+    @property
+    def challenger_on(self) -> bool:
+        """Whether the workers follow the challenger alias at all (A/B share above 0 or shadow mode)."""
+        return self.challenger_share > 0 or self.shadow_challenger
 
     @property
     def state_dir(self) -> Path:

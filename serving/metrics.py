@@ -26,18 +26,32 @@ LATENCY = Histogram(
 BATCH_SIZE = Histogram(
     "churn_batch_size", "Records per scored request", buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
 )
+# `alias`: the registry alias of the model that scored (champion, challenger); `shadow`: "true" for the
+# challenger's shadow scores (logged, never returned), "false" for what was served.
 PROBABILITY = Histogram(
-    "churn_prediction_probability", "Served churn probabilities", buckets=[i / 10 for i in range(1, 11)]
+    "churn_prediction_probability",
+    "Churn probabilities by model alias and shadow scoring",
+    ["alias", "shadow"],
+    buckets=[i / 10 for i in range(1, 11)],
 )
-PREDICTIONS = Counter("churn_predictions_total", "Served predictions by decision", ["decision"])
+PREDICTIONS = Counter(
+    "churn_predictions_total",
+    "Predictions by decision, model alias and shadow scoring",
+    ["decision", "alias", "shadow"],
+)
 MODEL_VERSION = Gauge(
     "churn_model_version_info",
-    "1 for the model version a worker serves",
-    ["name", "version"],
+    "1 for the model version a worker serves under an alias",
+    ["name", "version", "alias"],
     multiprocess_mode="liveall",
 )
 MODEL_LOAD_FAILURES = Counter(
-    "churn_model_load_failures_total", "Model versions refused because they failed to load"
+    "churn_model_load_failures_total", "Model versions refused because they failed to load", ["alias"]
+)
+SHADOW_FAILURES = Counter(
+    "churn_shadow_failures_total",
+    "Requests whose shadow scoring by the challenger failed (their answers were not affected)",
+    ["endpoint"],
 )
 
 

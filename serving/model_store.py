@@ -3,6 +3,11 @@
 The registry is the source: the server never opens the warehouse. A version that fails to load is
 refused and the one already loaded keeps serving. The last versions that loaded are also kept in a local
 cache, so a server restarted while the champion is broken (or the registry down) serves the last good one.
+
+The challenger is followed by the same class as an *optional* alias: it serves only the version its alias
+names. While the alias is missing, its version does not load, or a `stand_down` rule says so (it points at
+the champion's version), it serves nothing and says why; only an unreachable registry keeps what it
+serves (or, at start, its last good version).
 """
 
 import contextlib
@@ -13,6 +18,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import sklearn
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from churn_assets.ml.explain import row_contributions
 from churn_assets.ml.pyfunc import RAW_COLUMNS, ChurnModel
@@ -111,7 +118,8 @@ def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path)
                 "cached copy of %s v%s unusable (%s): downloading it again", name, version, redact(str(exc))
             )
             shutil.rmtree(cached, ignore_errors=True)
-    staging = cache_dir / f".{cached.name}-{os.getpid()}"
+    # Per process and thread: a worker's champion and challenger stores may load the same version at once.
+    staging = cache_dir / f".{cached.name}-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -168,18 +176,32 @@ class ModelStore:
     When the alias's version cannot be loaded (or the registry reached) and nothing is served yet, the
     last version this model name and alias served here is taken from the local cache; the alias's version
     is taken as soon as it loads.
+
+    An `optional` store (the challenger) serves nothing while its alias is missing, its version fails to
+    load, or `stand_down(version)` gives a reason not to serve that version; `standing_down` then says why.
     """
 
     def __init__(
-        self, tracking_uri: str, name: str, alias: str, poll_s: float, cache_dir: Path, on_event=None
+        self,
+        tracking_uri: str,
+        name: str,
+        alias: str,
+        poll_s: float,
+        cache_dir: Path,
+        on_event=None,
+        *,
+        optional: bool = False,
+        stand_down: Callable[[str], str | None] | None = None,
     ) -> None:
         self.client = MlflowClient(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
         self.name, self.alias, self.poll_s, self.cache_dir = name, alias, poll_s, cache_dir
+        self.optional, self.stand_down = optional, stand_down
         self.last_good = cache_dir / f"last-good-{name}@{alias}"
         self.current: LoadedModel | None = None
-        self.champion_version: str | None = None
+        self.alias_version: str | None = None  # the version the alias names, loaded or not
         self.last_error: str | None = None
+        self.standing_down: str | None = None  # why an optional store serves nothing
         self._on_event = on_event or (lambda kind, detail: None)
 
     def refresh(self) -> bool:
@@ -187,31 +209,53 @@ class ModelStore:
         try:
             version = str(self.client.get_model_version_by_alias(self.name, self.alias).version)
         except Exception as exc:  # no alias yet, registry unreachable: keep what is served
-            self._failed("unresolved", f"cannot resolve {self.name}@{self.alias}: {redact(str(exc))}")
+            message = f"cannot resolve {self.name}@{self.alias}: {redact(str(exc))}"
+            if self.optional and _answered_no(exc):  # the registry says there is none: serve none
+                self.alias_version = None
+                self._stand_down(f"{self.name}@{self.alias} is not set")
+            else:
+                self._failed("unresolved", message)
             return False
-        self.champion_version = version
+        self.alias_version = version
+        reason = self.stand_down(version) if self.stand_down else None
+        if reason is not None:
+            self._stand_down(reason)
+            return False
         if self.current is not None and self.current.version == version:
             self._cleared()
             return False
         try:
             loaded = load_version(self.client, self.name, version, self.cache_dir)
         except Exception as exc:
-            self._failed(
-                "load_failed", f"refused {self.name} v{version}: {type(exc).__name__}: {redact(str(exc))}"
-            )
+            message = f"refused {self.name} v{version}: {type(exc).__name__}: {redact(str(exc))}"
+            if self.optional:  # never an older challenger instead of the one the alias names
+                self._stand_down(message, kind="load_failed")
+            else:
+                self._failed("load_failed", message)
             return False
         self._serve(loaded)
         return True
 
     def _serve(self, loaded: LoadedModel) -> None:
         self.current = loaded  # one reference assignment: requests in flight keep the model they took
-        self.last_error = None
+        self.last_error = self.standing_down = None
         self._on_event("loaded", loaded.version)
         try:  # bookkeeping of the cache: its failure must not stop serving or polling
             write_atomically(self.last_good, f"{self.name}-v{loaded.version}-{loaded.run_id}")
             prune_cache(self.cache_dir, keep=CACHED_VERSIONS)
         except OSError as exc:
             log.warning("model cache bookkeeping failed: %s", redact(str(exc)))
+
+    def _stand_down(self, reason: str, kind: str = "stood_down") -> None:
+        """An optional store stops serving (once per distinct reason, not once per poll)."""
+        if reason == self.standing_down and self.current is None:
+            return
+        self.current, self.standing_down = None, reason
+        self.last_error = reason if kind == "load_failed" else None
+        (log.error if kind == "load_failed" else log.info)(
+            "%s@%s serves nothing: %s", self.name, self.alias, reason
+        )
+        self._on_event(kind, reason)
 
     def _cleared(self) -> None:
         if self.last_error is not None:
@@ -234,6 +278,8 @@ class ModelStore:
         except Exception as exc:  # the copy is gone or unreadable
             log.warning("cannot fall back on the last good version: %s", redact(str(exc)))
             return
+        if self.stand_down is not None and self.stand_down(loaded.version) is not None:
+            return
         log.warning(
             "serving the last good version v%s from the local cache: %s", loaded.version, self.last_error
         )
@@ -249,7 +295,15 @@ class ModelStore:
                 except Exception:  # never let one bad poll end the following ones
                     log.exception("model poll failed")
 
-        threading.Thread(target=loop, name="model-poll", daemon=True).start()
+        threading.Thread(target=loop, name=f"model-poll-{self.alias}", daemon=True).start()
+
+
+def _answered_no(exc: Exception) -> bool:
+    """The registry answered that the model or alias does not exist (not: it could not be reached)."""
+    return isinstance(exc, MlflowException) and exc.error_code in (
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_PARAMETER_VALUE",
+    )
 
 
 INFO = "info.json"

@@ -162,12 +162,19 @@ class Prediction(BaseModel):
     churn_probability: float
     churn: bool = Field(description="The decision at the model's threshold: contact this customer.")
     risk_band: Literal["low", "medium", "high"]
-    model_version: str
+    model_version: str = Field(description="The registered version that answered this record.")
+    model_alias: str = Field(
+        description="The registry alias it answered under: `champion`, or `challenger` for the customers "
+        "of the challenger's share (CHURN_CHALLENGER_SHARE)."
+    )
     request_id: str
     top_features: list[Contribution] | None = None
 
 
 class BatchPrediction(BaseModel):
     predictions: list[Prediction]
-    model_version: str
+    model_version: str = Field(
+        description="The champion's version. With a challenger share a batch may mix both models: each "
+        "prediction names the version that answered it."
+    )
     request_id: str

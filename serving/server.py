@@ -4,10 +4,10 @@ Workers (spawned by LitServe) each hold a ModelStore that follows the registry a
 processes never load a model: they validate, route, count, and read the workers' status files.
 """
 
-import json
 import logging
 import os
 import shutil
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from mlflow import MlflowClient
 from pydantic import ConfigDict, Field, RootModel
 
+from churn_assets.ml.champion import CHALLENGER_ALIAS
 from churn_assets.settings import restrict_to_owner
 from serving.config import ServeSettings
 
@@ -28,13 +29,13 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(SETTINGS.metrics_dir))
 SETTINGS.metrics_dir.mkdir(parents=True, exist_ok=True)
 
 import litserve as ls  # noqa: E402
-import numpy as np  # noqa: E402
 
-from serving import metrics  # noqa: E402
+from serving import metrics, scoring  # noqa: E402
 from serving.edge import EdgeMiddleware, header_timeout_protocol, validation_error_handler  # noqa: E402
 from serving.model_store import LoadedModel, ModelStore  # noqa: E402
 from serving.prediction_log import PredictionLog  # noqa: E402
 from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction  # noqa: E402
+from serving.scoring import Arm  # noqa: E402
 from serving.workers import forget_dead, live_statuses, write_status  # noqa: E402
 
 log = logging.getLogger("serving")
@@ -49,22 +50,18 @@ class BatchRequest(
     model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE]]})
 
 
-TOP_FEATURES = 5
-
-
-def risk_band(probability: float, threshold: float) -> str:
-    """high: at or over the decision threshold; medium: over half of it; low: the rest."""
-    if probability >= threshold:
-        return "high"
-    return "medium" if probability >= threshold / 2 else "low"
-
-
 class _ScoringAPI(ls.LitAPI):
-    """Shared by /predict and /batch-predict: score raw records with the served model's feature SQL."""
+    """Shared by /predict and /batch-predict: score raw records with the served model's feature SQL.
+
+    Each worker follows the champion alias; with a challenger share or shadow mode also the challenger
+    alias (same ModelStore class). The challenger answers (or shadows) only while it is loaded and is not
+    the champion's own version; otherwise everything goes to the champion and the status says why.
+    """
 
     def setup(self, device: str) -> None:
         self.settings = ServeSettings()
-        self._served_version: str | None = None
+        self._served_versions: dict[str, str] = {}  # alias -> version in the version gauge
+        self._status_lock = threading.Lock()  # the two stores' poll threads both write the status
         self.status_file = self.settings.status_dir / f"{self.api_path.strip('/')}-{os.getpid()}.json"
         forget_dead(self.settings.status_dir)  # e.g. the worker this one replaces
         self.prediction_log = PredictionLog(
@@ -73,108 +70,101 @@ class _ScoringAPI(ls.LitAPI):
             self.settings.log_flush_rows,
             self.settings.prediction_log_retention_days,
         )
-        self.store = ModelStore(
+        self.challenger: ModelStore | None = None
+        self.store = self._model_store(self.settings.model_alias)
+        if self.settings.challenger_on:
+            self.challenger = self._model_store(
+                CHALLENGER_ALIAS, optional=True, stand_down=self._same_as_champion
+            )
+        for store in (self.store, self.challenger):
+            if store is not None:
+                store.refresh()
+                store.start_polling()
+
+    def _model_store(self, alias: str, **kwargs: Any) -> ModelStore:
+        return ModelStore(
             str(self.settings.paths.mlflow_tracking_uri),
             self.settings.model_name,
-            self.settings.model_alias,
+            alias,
             self.settings.model_poll_s,
             self.settings.model_cache_dir,
-            on_event=self._on_model_event,
+            on_event=lambda kind, detail: self._on_model_event(alias, kind, detail),
+            **kwargs,
         )
-        self.store.refresh()
-        self.store.start_polling()
 
-    def _on_model_event(self, kind: str, detail: str) -> None:
+    def _same_as_champion(self, version: str) -> str | None:
+        champion = self.store.current
+        if champion is not None and champion.version == version:
+            return f"{self.settings.model_name}@{CHALLENGER_ALIAS} is the champion's version v{version}"
+        return None
+
+    def _on_model_event(self, alias: str, kind: str, detail: str) -> None:
         if kind == "load_failed":
-            metrics.MODEL_LOAD_FAILURES.inc()
-        if kind == "loaded":
-            if self._served_version is not None:
-                metrics.MODEL_VERSION.labels(self.settings.model_name, self._served_version).set(0)
-            metrics.MODEL_VERSION.labels(self.settings.model_name, detail).set(1)
-            self._served_version = detail
+            metrics.MODEL_LOAD_FAILURES.labels(alias).inc()
+        if kind in ("loaded", "stood_down", "load_failed"):
+            store = self.challenger if alias == CHALLENGER_ALIAS and self.challenger else self.store
+            served = store.current.version if store.current else None
+            previous = self._served_versions.pop(alias, None)
+            if previous is not None and previous != served:
+                metrics.MODEL_VERSION.labels(self.settings.model_name, previous, alias).set(0)
+            if served is not None:
+                metrics.MODEL_VERSION.labels(self.settings.model_name, served, alias).set(1)
+                self._served_versions[alias] = served
+        self._write_status()
+
+    def _write_status(self) -> None:
         current = self.store.current
         status = {
             "pid": os.getpid(),
             "api_path": self.api_path,
-            "model": current.info | {"loaded_at": current.loaded_at} if current else None,
-            "champion_version": self.store.champion_version,
+            "model": _described(current),
+            "champion_version": self.store.alias_version,
             "last_error": self.store.last_error,
+            "challenger": None,
             "updated_at": datetime.now(UTC).isoformat(),
         }
-        write_status(self.status_file, status)
+        if self.challenger is not None:
+            active, off = self._active_challenger()
+            status["challenger"] = {
+                "model": _described(active),
+                "alias_version": self.challenger.alias_version,
+                "off_reason": off,
+                "last_error": self.challenger.last_error,
+            }
+        with self._status_lock:
+            write_status(self.status_file, status)
+
+    def _active_challenger(self) -> tuple[LoadedModel | None, str | None]:
+        """The challenger that answers or shadows now, or None and why not (everything to the champion)."""
+        store = self.challenger
+        if store is None:
+            return None, "no challenger share and no shadow mode configured"
+        model = store.current
+        if model is None:
+            return None, store.standing_down or store.last_error or "not loaded yet"
+        # The champion moved onto the challenger's version and the challenger's poll has not seen it yet.
+        return (None, reason) if (reason := self._same_as_champion(model.version)) else (model, None)
 
     def score(self, records: list[dict[str, Any]]) -> tuple[LoadedModel, list[dict[str, Any]], str]:
         model = self.store.current
         if model is None:
             raise HTTPException(503, f"no model loaded yet: {self.store.last_error}")
+        challenger = None
+        if self.challenger is not None and (active := self._active_challenger()[0]) is not None:
+            challenger = Arm(active, CHALLENGER_ALIAS)
         request_id = uuid.uuid4().hex
-        ids, matrix = model.features(records)
-        if not np.isfinite(matrix).all():
-            rows = sorted({int(i) for i in np.argwhere(~np.isfinite(matrix))[:, 0]})
-            message = "yields non-finite features: charges outside any range the model knows"
-            raise HTTPException(
-                422,
-                [
-                    {
-                        "loc": ["body", row] if self.batch_input else ["body"],
-                        "msg": message,
-                        "type": "value_error",
-                    }
-                    for row in rows
-                ],
-            )
-        proba = model.probabilities(matrix)
-        explain = [i for i, r in enumerate(records) if r.get("explain")]
-        contributions = None
-        if explain:
-            try:
-                contributions = model.contributions(matrix[explain])
-            except TypeError as exc:
-                raise HTTPException(422, f"explain is not available for this model: {exc}") from exc
-        threshold = model.model.threshold
-        predictions, logged = [], []
-        now = datetime.now(UTC)
-        for i, (customer_id, p) in enumerate(zip(ids, proba.tolist(), strict=True)):
-            prediction = {
-                "customerID": records[i].get("customerID"),
-                "churn_probability": p,
-                "churn": p >= threshold,
-                "risk_band": risk_band(p, threshold),
-                "model_version": model.version,
-                "request_id": request_id,
-            }
-            if contributions is not None and i in explain:
-                row = contributions[explain.index(i)]
-                top = sorted(range(len(row)), key=lambda j: -abs(row[j]))[:TOP_FEATURES]
-                names = model.model.feature_columns
-                prediction["top_features"] = [
-                    {"feature": names[j], "value": float(matrix[i, j]), "contribution": float(row[j])}
-                    for j in top
-                ]
-            predictions.append(prediction)
-            logged.append(
-                {
-                    "request_id": request_id,
-                    "served_at": now,
-                    "endpoint": self.api_path,
-                    "model_name": model.name,
-                    "model_version": model.version,
-                    "customer_id": customer_id,
-                    "record": json.dumps({k: v for k, v in records[i].items() if k != "explain"}),
-                    "features": json.dumps(
-                        dict(zip(model.model.feature_columns, matrix[i].tolist(), strict=True))
-                    ),
-                    "churn_probability": p,
-                    "churn": p >= threshold,
-                }
-            )
+        predictions, logged = scoring.score(
+            records,
+            Arm(model, self.store.alias),
+            challenger,
+            share=self.settings.challenger_share,
+            shadow=self.settings.shadow_challenger,
+            request_id=request_id,
+            endpoint=self.api_path,
+            served_at=datetime.now(UTC),
+            batch_input=self.batch_input,
+        )
         self.prediction_log.append(logged)
-        metrics.BATCH_SIZE.observe(len(records))
-        for p in proba:
-            metrics.PROBABILITY.observe(p)
-        decided = int((proba >= threshold).sum())
-        metrics.PREDICTIONS.labels("churn").inc(decided)
-        metrics.PREDICTIONS.labels("stay").inc(len(records) - decided)
         return model, predictions, request_id
 
 
@@ -204,6 +194,10 @@ class BatchPredictAPI(_ScoringAPI):
 
     def encode_response(self, output: dict[str, Any]) -> BatchPrediction:
         return output
+
+
+def _described(model: LoadedModel | None) -> dict[str, Any] | None:
+    return model.info | {"loaded_at": model.loaded_at} if model else None
 
 
 def readiness(settings: ServeSettings, api_paths: list[str]) -> tuple[str, list[str]]:
@@ -279,26 +273,56 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
 
     @app.get("/model-info", tags=["operations"])
     def model_info() -> JSONResponse:
-        """The model the workers serve: name, version, run, trained-at, data version, metrics, threshold,
-        and the champion's version when it differs (a version that failed to load). Needs the API key."""
+        """The champion the workers serve: name, version, run, trained-at, data version, metrics, threshold,
+        and the champion's version when it differs (a version that failed to load); the challenger share and
+        shadow mode, and with either on the challenger (its version, or why everything goes to the champion).
+        Needs the API key."""
         statuses = live_statuses(settings.status_dir)
         loaded = [s for s in statuses if s["model"]]
         if not loaded:
             raise HTTPException(503, "no model loaded yet")
-        versions = sorted({s["model"]["version"] for s in loaded}, key=int)
-        newest = max(loaded, key=lambda s: int(s["model"]["version"]))["model"]
         champions = {s["champion_version"] for s in statuses if s["champion_version"]}
-        errors = sorted({s["last_error"] for s in statuses if s["last_error"]})
         return JSONResponse(
             {
-                **newest,
-                "versions_served": versions,
+                **_newest([s["model"] for s in loaded]),
+                "alias": settings.model_alias,
+                "versions_served": _versions(s["model"] for s in loaded),
                 "champion_version": max(champions, key=int) if champions else None,
-                "load_errors": errors,
+                "load_errors": sorted({s["last_error"] for s in statuses if s["last_error"]}),
+                "challenger_share": settings.challenger_share,
+                "shadow_challenger": settings.shadow_challenger,
+                "challenger": _challenger_info(statuses) if settings.challenger_on else None,
             }
         )
 
     return server
+
+
+def _newest(models: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(models, key=lambda m: int(m["version"]))
+
+
+def _versions(models: Any) -> list[str]:
+    return sorted({m["version"] for m in models}, key=int)
+
+
+def _challenger_info(statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """The challenger across the workers: what answers or shadows, or why everything goes to the champion."""
+    states = [s["challenger"] for s in statuses if s.get("challenger")]
+    active = [c["model"] for c in states if c["model"]]
+    aliased = {c["alias_version"] for c in states if c["alias_version"]}
+    return {
+        "alias": CHALLENGER_ALIAS,
+        "active": bool(active),
+        "active_workers": len(active),  # of `workers`: while the alias moves, some may not have it yet
+        "workers": len(states),
+        "version": _newest(active)["version"] if active else None,
+        "versions_served": _versions(active),
+        "alias_version": max(aliased, key=int) if aliased else None,
+        "off_reasons": sorted({c["off_reason"] for c in states if c["off_reason"]}),
+        "load_errors": sorted({c["last_error"] for c in states if c["last_error"]}),
+        "model": _newest(active) if active else None,
+    }
 
 
 def main() -> None:

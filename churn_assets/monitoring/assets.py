@@ -101,7 +101,9 @@ def served_records(log_dir: str, staging_sql: str, window_rows: int) -> pd.DataF
             "select * from read_parquet(?, union_by_name = true) order by served_at desc limit 0",
             [[str(f) for f in files]],
         ).df()
-        answered = "where not shadow" if "shadow" in log.columns else ""
+        answered = (
+            "where shadow is not true" if "shadow" in log.columns else ""
+        )  # rows logged before shadow existed have NULL
         rows = (
             f"select {fields} from read_parquet(?, union_by_name = true) {answered} "
             "order by served_at desc limit ?"

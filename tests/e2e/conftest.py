@@ -106,3 +106,36 @@ def server(materialized: Installation, tmp_path_factory: pytest.TempPathFactory)
 def csv_records(real_csv: Path) -> list[dict[str, str]]:
     """The real file's rows as a client would post them: strings as in the CSV, label dropped."""
     return pl.read_csv(real_csv, infer_schema=False).drop("Churn").to_dicts()
+
+
+def logged_rows(server: Server, request_id: str, timeout_s: float = 15) -> pl.DataFrame:
+    """The prediction-log rows of one request, once the workers have flushed them."""
+    deadline = time.monotonic() + timeout_s
+    folder = server.home / "serving" / "predictions"
+    while time.monotonic() < deadline:
+        files = sorted(folder.glob("date=*/part-*.parquet"))
+        if files:
+            frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+            rows = frame.filter(pl.col("request_id") == request_id)
+            if rows.height:
+                return rows
+        time.sleep(0.25)
+    raise AssertionError(f"request {request_id} not in the prediction log after {timeout_s}s")
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` with these labels (per-process gauges come one line per pid)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name} ", f"{name}{{")) and all(f'{k}="{v}"' in line for k, v in labels.items())
+    )
+
+
+def until(predicate, timeout_s: float, every_s: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every_s)
+    return False

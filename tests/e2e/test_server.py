@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from churn_assets.ml.matrix import feature_matrix
 from tests.conftest import Installation
-from tests.e2e.conftest import Server, running_server
+from tests.e2e.conftest import Server, logged_rows, metric, running_server, until
 
 MODEL = "telco-churn"
 
@@ -29,7 +29,7 @@ def test_single_record_from_the_csv_is_scored(server: Server, csv_records) -> No
     assert body["customerID"] == csv_records[0]["customerID"]
     assert 0 < body["churn_probability"] < 1
     assert body["risk_band"] in {"low", "medium", "high"}
-    assert body["model_version"] == "1"
+    assert body["model_version"] == "1" and body["model_alias"] == "champion"
     assert len(body["request_id"]) == 32
     assert body["top_features"] is None
 
@@ -87,7 +87,7 @@ def test_parity_all_rows_served_equal_the_offline_pipeline(
     online = np.array([served[c] for c in mart["customer_id"]])
     np.testing.assert_allclose(online, offline, rtol=0, atol=1e-9)
 
-    logged = _logged(server, request_id)
+    logged = logged_rows(server, request_id)
     assert logged.height == 7043
     features = pl.DataFrame([json.loads(f) for f in logged["features"]])
     features = features.with_columns(customer_id=logged["customer_id"]).sort("customer_id")
@@ -102,25 +102,11 @@ def test_parity_all_rows_served_equal_the_offline_pipeline(
         )
 
 
-def _logged(server: Server, request_id: str, timeout_s: float = 15) -> pl.DataFrame:
-    deadline = time.monotonic() + timeout_s
-    folder = server.home / "serving" / "predictions"
-    while time.monotonic() < deadline:
-        files = sorted(folder.glob("date=*/part-*.parquet"))
-        if files:
-            frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
-            rows = frame.filter(pl.col("request_id") == request_id)
-            if rows.height:
-                return rows
-        time.sleep(0.25)
-    raise AssertionError(f"request {request_id} not in the prediction log after {timeout_s}s")
-
-
 def test_prediction_log_holds_what_was_served(server: Server, csv_records) -> None:
     with server.client() as http:
         body = http.post("/predict", json=csv_records[5]).json()
-    row = _logged(server, body["request_id"]).row(0, named=True)
-    assert row["model_version"] == "1"
+    row = logged_rows(server, body["request_id"]).row(0, named=True)
+    assert (row["model_version"], row["model_alias"], row["shadow"]) == ("1", "champion", False)
     assert row["endpoint"] == "/predict"
     assert row["customer_id"] == csv_records[5]["customerID"]
     assert row["churn_probability"] == body["churn_probability"]
@@ -182,15 +168,8 @@ def test_model_info_describes_the_served_model(server: Server) -> None:
     assert 0 < info["threshold"] < 1
     assert "tenure_months" in info["features"]
     assert info["data_version"] and info["run_id"] and info["trained_at"]
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` with these labels (per-process gauges come one line per pid)."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((f"{name} ", f"{name}{{")) and all(f'{k}="{v}"' in line for k, v in labels.items())
-    )
+    assert info["alias"] == "champion"  # no challenger configured: none followed, none loaded
+    assert (info["challenger_share"], info["shadow_challenger"], info["challenger"]) == (0, False, None)
 
 
 def test_metrics_add_up_across_two_workers(server: Server, csv_records) -> None:
@@ -201,13 +180,15 @@ def test_metrics_add_up_across_two_workers(server: Server, csv_records) -> None:
         http.post("/predict", json={**csv_records[0], "gender": "?"})
         after = http.get("/metrics").text
     assert statuses == [200] * 40
-    delta = lambda name, **labels: _metric(after, name, **labels) - _metric(before, name, **labels)  # noqa: E731
+    delta = lambda name, **labels: metric(after, name, **labels) - metric(before, name, **labels)  # noqa: E731
     assert delta("churn_requests_total", endpoint="/predict", status="200") == 40
     assert delta("churn_requests_total", endpoint="/predict", status="422") == 1
     assert delta("churn_request_latency_seconds_count", endpoint="/predict") == 41
     assert delta("churn_batch_size_count") == 40
     assert delta("churn_prediction_probability_count") == 40
-    assert _metric(after, "churn_model_version_info", version="1") == 4  # 2 workers x 2 APIs
+    assert delta("churn_predictions_total", alias="champion", shadow="false") == 40
+    assert delta("churn_predictions_total", alias="challenger") == 0
+    assert metric(after, "churn_model_version_info", version="1") == 4  # 2 workers x 2 APIs
     worker_pids = {
         line.split('pid="')[1].split('"')[0]
         for line in after.splitlines()
@@ -239,9 +220,9 @@ def test_hot_swap_under_load_fails_no_request(
             futures = [pool.submit(hammer) for _ in range(4)]
             time.sleep(2)
             client.set_registered_model_alias(MODEL, "champion", v2.version)
-            assert _until(lambda: _served_versions(server) == {str(v2.version)}, 30)
+            assert until(lambda: _served_versions(server) == {str(v2.version)}, 30)
             client.set_registered_model_alias(MODEL, "champion", broken.version)
-            assert _until(lambda: _load_errors(server), 30)
+            assert until(lambda: _load_errors(server), 30)
             with server.client() as http:  # still serving v2, and saying the champion did not load
                 health = http.get("/health")
             assert health.status_code == 200 and health.json()["status"] == "degraded"
@@ -259,20 +240,11 @@ def test_hot_swap_under_load_fails_no_request(
     with server.client() as http:
         info = http.get("/model-info").json()
         assert any(f"v{broken.version}" in e for e in info["load_errors"])
-        assert _metric(http.get("/metrics").text, "churn_model_load_failures_total") >= 1
-    assert _until(lambda: _served_versions(server) == {"1"}, 30)  # rollback by alias
-    assert _until(lambda: not _load_errors(server), 30)  # the refusal is history once the champion serves
+        assert metric(http.get("/metrics").text, "churn_model_load_failures_total") >= 1
+    assert until(lambda: _served_versions(server) == {"1"}, 30)  # rollback by alias
+    assert until(lambda: not _load_errors(server), 30)  # the refusal is history once the champion serves
     with server.client() as http:
         assert http.get("/health").json() == {"status": "ok"}
-
-
-def _until(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
 
 
 def _served_versions(server: Server) -> set[str]:
@@ -331,17 +303,17 @@ def test_drift_report_reads_the_served_traffic(
     import dagster as dg
 
     from churn_assets.definitions import build_definitions
-    from churn_assets.monitoring.assets import DRIFT_REPORT, drift_report
+    from churn_assets.monitoring.assets import SERVED_DRIFT, served_drift
 
     with server.client() as http:
         assert http.post("/batch-predict", json=csv_records[:2000]).status_code == 200
     time.sleep(1.5)  # two flush intervals of the prediction log
     defs = build_definitions(materialized.settings)
-    result = dg.materialize([drift_report], resources=defs.resources, instance=materialized.instance)
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations() if c.asset_key == DRIFT_REPORT}
+    result = dg.materialize([served_drift], resources=defs.resources, instance=materialized.instance)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations() if c.asset_key == SERVED_DRIFT}
     assert checks["served_drift_share_below_threshold"].passed
-    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == DRIFT_REPORT]
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == SERVED_DRIFT]
     meta = event.materialization.metadata
-    assert meta["served_rows"].value == 5000  # the window: the newest served records
-    assert meta["served_drift_share"].value < 0.1
-    assert Path(meta["served_report_html"].value).exists()
+    assert meta["current_rows"].value == 5000  # the window: the newest served records
+    assert meta["drift_share"].value < 0.1
+    assert Path(meta["report_html"].value).exists()

@@ -1,11 +1,17 @@
-"""The parts of the model store that need no registry: the local cache and the error texts."""
+"""The parts of the model store that need no registry: the local cache, the error texts, and how an optional
+alias (the challenger) follows a fake registry."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
-from serving.model_store import prune_cache, redact
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from serving.model_store import LoadedModel, ModelStore, prune_cache, redact
 
 
 def test_the_cache_keeps_the_newest_versions_and_every_last_good_one(tmp_path: Path) -> None:
@@ -37,3 +43,78 @@ def test_error_texts_name_no_host_path() -> None:
     assert redact("cannot open sqlite:////srv/churn/mlflow/mlflow.db") == "cannot open <path>"
     assert redact('no "MLmodel" at "file:///srv/churn/mlflow/artifacts/1/x"') == 'no "MLmodel" at "<path>"'
     assert redact("models:/telco-churn/5 is not a ChurnModel") == "models:/telco-churn/5 is not a ChurnModel"
+
+
+class FakeRegistry:
+    """Answers `get_model_version_by_alias` from a dict; an alias it lacks is the registry's own 'not found'."""
+
+    def __init__(self, aliases: dict[str, str], reachable: bool = True) -> None:
+        self.aliases, self.reachable = aliases, reachable
+
+    def get_model_version_by_alias(self, name: str, alias: str):
+        if not self.reachable:
+            raise ConnectionError("registry down")
+        if alias not in self.aliases:
+            raise MlflowException(f"Registered model alias {alias} not found.", INVALID_PARAMETER_VALUE)
+        return SimpleNamespace(version=self.aliases[alias])
+
+
+def _loaded(version: str) -> LoadedModel:
+    loaded = LoadedModel.__new__(LoadedModel)  # no model, no feature SQL: only what the store reads
+    loaded.name, loaded.version, loaded.run_id, loaded.info = "telco-churn", version, f"run{version}", {}
+    return loaded
+
+
+@pytest.fixture
+def challenger_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An optional store for `challenger` that stands down on the champion's version v1."""
+    broken = set()
+
+    def load(client, name, version, cache_dir):
+        if version in broken:
+            raise OSError(f"cannot read /srv/models/{version}")
+        return _loaded(version)
+
+    monkeypatch.setattr("serving.model_store.load_version", load)
+    events = []
+    store = ModelStore(
+        f"sqlite:///{tmp_path}/mlflow.db",
+        "telco-churn",
+        "challenger",
+        1.0,
+        tmp_path,
+        on_event=lambda kind, detail: events.append((kind, detail)),
+        optional=True,
+        stand_down=lambda version: "the champion's version" if version == "1" else None,
+    )
+    store.client = FakeRegistry({"challenger": "2"})
+    return store, events, broken
+
+
+def test_an_optional_store_follows_its_alias_and_serves_nothing_without_a_usable_version(
+    challenger_store,
+) -> None:
+    store, events, broken = challenger_store
+    assert store.refresh() and store.current.version == "2"
+    store.client.aliases["challenger"] = "1"  # promoted: the challenger is now the champion's version
+    assert not store.refresh()
+    assert store.current is None and store.standing_down == "the champion's version"
+    store.client.aliases["challenger"] = "3"
+    broken.add("3")  # the alias names a version that does not load: no older challenger instead
+    store.refresh()
+    assert store.current is None and "refused telco-churn v3" in store.standing_down
+    assert "/srv/models" not in store.standing_down
+    del store.client.aliases["challenger"]
+    store.refresh()
+    assert store.current is None and store.standing_down == "telco-churn@challenger is not set"
+    assert [kind for kind, _ in events] == ["loaded", "stood_down", "load_failed", "stood_down"]
+    store.refresh()
+    assert len(events) == 4  # once per reason, not once per poll
+
+
+def test_an_optional_store_keeps_its_version_while_the_registry_is_unreachable(challenger_store) -> None:
+    store, _, _ = challenger_store
+    store.refresh()
+    store.client.reachable = False
+    store.refresh()
+    assert store.current.version == "2" and "registry down" in store.last_error
