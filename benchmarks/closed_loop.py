@@ -42,9 +42,7 @@ import dagster as dg
 
 from benchmarks.loop_driver import Loop
 from churn_assets.ingest.assets import LANDED_FILES
-from churn_assets.ml.families import FAMILIES
 from churn_assets.monitoring.assets import BATCH_DRIFT
-from churn_assets.training.candidates import candidate_key
 from churn_assets.training.registry import CHAMPION_MODEL, PROMOTION_DECISION
 from churn_assets.training.snapshot import TRAINING_SET, TRAINING_SNAPSHOT
 
@@ -101,31 +99,6 @@ def drifted_cycle(loop: Loop, record: dict[str, str], before: str, rows: int, ti
 def _decision(instance: dg.DagsterInstance, after: float) -> dict:
     record = Loop.materialized_after(instance, PROMOTION_DECISION, after)
     return {k: v.value for k, v in record.asset_materialization.metadata.items()} if record else {}
-
-
-def refused_cycle(loop: Loop, land) -> dict:
-    versions = loop.versions()
-    path = land()
-    dropped = path.stat().st_mtime
-    batch = batch_id(path)
-    with loop.instance() as instance:
-        recorded = loop.wait_for(
-            f"{path.name} to be recorded",
-            lambda: loop.materialized_after(instance, LANDED_FILES, dropped, batch),
-            180,
-        )
-        time.sleep(WATCH_S)
-        snapshots = loop.materialized_after(instance, TRAINING_SNAPSHOT, dropped)
-        candidates = [loop.materialized_after(instance, candidate_key(f), dropped) for f in FAMILIES]
-        status = recorded.asset_materialization.metadata["status"].value
-    return {
-        "file": path.name,
-        "status": status,
-        "recorded_s": recorded.timestamp - dropped,
-        "training_snapshots": int(snapshots is not None),
-        "candidates_trained": sum(c is not None for c in candidates),
-        "new_versions": loop.versions() - versions,
-    }
 
 
 def markdown(result: dict) -> str:
@@ -193,8 +166,8 @@ def main() -> int:
         drifted = drifted_cycle(loop, record, before, args.rows, args.timeout)
         drifted_file = next((home / "landing").glob("sim-fiber_growth-*.csv"))
         refused = [
-            refused_cycle(loop, lambda: loop.land("garbage.csv", os.urandom(64 * 1024))),
-            refused_cycle(loop, lambda: loop.land("copy-of-drifted.csv", drifted_file.read_bytes())),
+            loop.refused_outcome(loop.land("garbage.csv", os.urandom(64 * 1024)), WATCH_S),
+            loop.refused_outcome(loop.land("copy-of-drifted.csv", drifted_file.read_bytes()), WATCH_S),
         ]
     finally:
         loop.stop()

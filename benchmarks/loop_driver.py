@@ -189,6 +189,35 @@ class Loop:
         ).records
         return records[0] if records else None
 
+    def refused_outcome(self, path: Path, watch_s: float) -> dict:
+        """For a file expected to change nothing: its recorded status, then — after ``watch_s`` seconds of
+        automation ticks — the training snapshots, trained candidates and model versions since the drop."""
+        from churn_assets.ingest.assets import LANDED_FILES
+        from churn_assets.ingest.store import batch_id_of, path_sha256
+        from churn_assets.ml.families import FAMILIES
+        from churn_assets.training.candidates import candidate_key
+        from churn_assets.training.snapshot import TRAINING_SNAPSHOT
+
+        versions = self.versions()
+        dropped, batch = path.stat().st_mtime, batch_id_of(path_sha256(path))
+        with self.instance() as instance:
+            recorded = self.wait_for(
+                f"{path.name} to be recorded",
+                lambda: self.materialized_after(instance, LANDED_FILES, dropped, batch),
+                180,
+            )
+            time.sleep(watch_s)
+            snapshot = self.materialized_after(instance, TRAINING_SNAPSHOT, dropped)
+            trained = [self.materialized_after(instance, candidate_key(f), dropped) for f in FAMILIES]
+        return {
+            "file": path.name,
+            "status": recorded.asset_materialization.metadata["status"].value,
+            "recorded_s": recorded.timestamp - dropped,
+            "training_snapshots": int(snapshot is not None),
+            "candidates_trained": sum(t is not None for t in trained),
+            "new_versions": self.versions() - versions,
+        }
+
     @staticmethod
     def checks_after(
         instance: dg.DagsterInstance, key: dg.AssetKey, after: float

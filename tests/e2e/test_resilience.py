@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from serving.config import ServeSettings
 from serving.workers import live_statuses
 from tests.conftest import Installation
-from tests.e2e.conftest import Server, running_server
+from tests.e2e.conftest import Server, running_server, until
 
 MODEL = "telco-churn"
 
@@ -26,15 +26,6 @@ MODEL = "telco-churn"
 def _workers(server: Server, api_path: str) -> list[int]:
     status_dir = ServeSettings(home=server.home, serve_port=server.port).status_dir
     return [s["pid"] for s in live_statuses(status_dir) if s["api_path"] == api_path]
-
-
-def _until(predicate, timeout_s: float, every_s: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return False
 
 
 def _non_200(metrics_text: str, endpoint: str) -> float:
@@ -80,17 +71,15 @@ def test_a_killed_worker_comes_back_under_load(two_workers: Server, csv_records,
         served_before_kill = len(results)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        assert _until(lambda: httpx.get(f"{server.url}/health").json().get("status") == "degraded", 10), (
+        assert until(lambda: httpx.get(f"{server.url}/health").json().get("status") == "degraded", 10), (
             "/health did not report the dead worker"
         )
         reported = time.monotonic() - killed
-        assert _until(lambda: len(_workers(server, api_path)) == 2, 180), (
-            "the killed worker was not restarted"
-        )
+        assert until(lambda: len(_workers(server, api_path)) == 2, 180), "the killed worker was not restarted"
         restarted = time.monotonic() - killed
         replacement = set(_workers(server, api_path)) - {survivor}
         assert replacement and victim not in replacement
-        assert _until(lambda: httpx.get(f"{server.url}/health").json() == {"status": "ok"}, 120)
+        assert until(lambda: httpx.get(f"{server.url}/health").json() == {"status": "ok"}, 120)
         print(
             f"\n{api_path}: worker killed; /health degraded after {reported:.1f} s, replacement serving after "
             f"{restarted:.1f} s, ok after {time.monotonic() - killed:.1f} s"
@@ -115,10 +104,10 @@ def test_health_is_503_while_an_api_has_no_live_worker(materialized: Installatio
     with running_server(materialized.settings.home, tmp_path, CHURN_SERVE_WORKERS="1") as server:
         (victim,) = _workers(server, "/predict")
         os.kill(victim, signal.SIGKILL)
-        assert _until(lambda: httpx.get(f"{server.url}/health").status_code == 503, 10)
+        assert until(lambda: httpx.get(f"{server.url}/health").status_code == 503, 10)
         reason = httpx.get(f"{server.url}/health").json()
         assert reason["status"] == "not ready" and "/predict" in reason["reason"]
-        assert _until(lambda: httpx.get(f"{server.url}/health").status_code == 200, 180)
+        assert until(lambda: httpx.get(f"{server.url}/health").status_code == 200, 180)
         assert server.process.poll() is None
 
 
@@ -148,12 +137,12 @@ def test_a_restart_with_a_broken_champion_serves_the_last_good_version(
 
             fixed = client.create_model_version(MODEL, source=v1.source, run_id=v1.run_id, tags=dict(v1.tags))
             client.set_registered_model_alias(MODEL, "champion", fixed.version)
-            assert _until(lambda: _info(restarted)["versions_served"] == [str(fixed.version)], 60)
+            assert until(lambda: _info(restarted)["versions_served"] == [str(fixed.version)], 60)
             assert _info(restarted)["load_errors"] == []
-            assert _until(lambda: httpx.get(f"{restarted.url}/health").json() == {"status": "ok"}, 30)
+            assert until(lambda: httpx.get(f"{restarted.url}/health").json() == {"status": "ok"}, 30)
     finally:
         client.set_registered_model_alias(MODEL, "champion", "1")
-        assert _until(lambda: _info(server)["versions_served"] == ["1"], 60)
+        assert until(lambda: _info(server)["versions_served"] == ["1"], 60)
 
 
 def _info(server: Server) -> dict:
