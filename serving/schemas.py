@@ -1,5 +1,8 @@
 """Request and response models: the data set's own field names, so a CSV record can be posted as is.
 
+They document the API (OpenAPI); the workers validate requests column-wise with the same rules
+(`serving.validation`), and a test holds the two to the same verdict on every record.
+
 The category values come from the landed-file contract (`churn_assets.ingest.schema`), so the server and
 ingestion accept exactly the same records. Every field is required: a missing `TotalCharges` would
 otherwise be scored as a new customer's blank charge, a silent wrong answer. Numbers are accepted as
@@ -138,7 +141,9 @@ class CustomerRecord(BaseModel):
         ),
     ]
     explain: bool = Field(
-        False, description="Also return the top contributing features (same as ?explain=true)."
+        False,
+        strict=True,
+        description="Also return the top contributing features (same as ?explain=true): true or false.",
     )
 
     @model_validator(mode="after")

@@ -12,7 +12,6 @@ is the champion's path alone: no hashing, no second model.
 """
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,8 @@ from fastapi import HTTPException
 
 from serving import metrics
 from serving.model_store import LoadedModel, redact
+from serving.prediction_log import Served
+from serving.validation import Batch
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,9 @@ def goes_to_challenger(customer_id: str | None, share: float) -> bool:
     return bucket(customer_id) < round(share * BUCKETS)
 
 
-def risk_band(probability: float, threshold: float) -> str:
+def risk_bands(proba: np.ndarray, threshold: float) -> list[str]:
     """high: at or over the decision threshold; medium: over half of it; low: the rest."""
-    if probability >= threshold:
-        return "high"
-    return "medium" if probability >= threshold / 2 else "low"
+    return np.where(proba >= threshold, "high", np.where(proba >= threshold / 2, "medium", "low")).tolist()
 
 
 @dataclass(frozen=True)
@@ -59,21 +58,38 @@ class Arm:
 
 
 @dataclass
-class _Scored:
+class _Group:
+    """The records one arm scores: their positions in the request, features and probabilities."""
+
     arm: Arm
-    rows: list[int]  # the records' indices in the request
+    rows: np.ndarray  # positions in the request
+    batch: Batch
     matrix: np.ndarray
-    ids: list[str | None]
     proba: np.ndarray | None = None
-    values: list[float] | None = None  # proba as Python floats
 
     def probabilities(self) -> None:
         self.proba = self.arm.model.probabilities(self.matrix)
-        self.values = self.proba.tolist()
+
+    def served(self, request_id: str, endpoint: str, served_at: datetime, *, shadow: bool) -> Served:
+        model = self.arm.model
+        return Served(
+            request_id=request_id,
+            served_at=served_at,
+            endpoint=endpoint,
+            model_name=model.name,
+            model_version=model.version,
+            model_alias=self.arm.alias,
+            shadow=shadow,
+            records=self.batch.columns,
+            feature_columns=tuple(model.model.feature_columns),
+            features=self.matrix,
+            probabilities=self.proba,
+            threshold=model.model.threshold,
+        )
 
 
 def score(
-    records: list[dict[str, Any]],
+    batch: Batch,
     champion: Arm,
     challenger: Arm | None,
     *,
@@ -83,72 +99,53 @@ def score(
     endpoint: str,
     served_at: datetime,
     batch_input: bool,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The answers, in the records' order, and the prediction-log rows (shadow rows last).
+) -> tuple[list[dict[str, Any]], list[Served]]:
+    """The answers, in the records' order, and what the prediction log keeps (shadow scores last).
 
+    Column-wise: one feature-SQL call and one `predict_proba` per arm, probabilities counted per request.
     `challenger` is None when it is off (not configured, not loaded, or the champion's own version).
     Raises HTTPException 422 when a record yields non-finite features in the model that answers it.
     """
-    groups = _answering_groups(records, champion, challenger, share)
-    scored = [_features(records, arm, rows) for arm, rows in groups]
-    _refuse_non_finite(scored, batch_input)
-    predictions: list[dict[str, Any] | None] = [None] * len(records)
-    logged: list[dict[str, Any]] = []
-    for group in scored:
+    groups = [
+        _features(batch, arm, rows) for arm, rows in _answering_groups(batch, champion, challenger, share)
+    ]
+    _refuse_non_finite(groups, batch_input)
+    predictions: list[dict[str, Any] | None] = [None] * batch.size
+    logged: list[Served] = []
+    for group in groups:
         group.probabilities()
-        contributions = _contributions(records, group)
-        threshold = group.arm.model.model.threshold
-        for k, i in enumerate(group.rows):
-            p = group.values[k]
-            prediction = {
-                "customerID": records[i].get("customerID"),
-                "churn_probability": p,
-                "churn": p >= threshold,
-                "risk_band": risk_band(p, threshold),
-                "model_version": group.arm.model.version,
-                "model_alias": group.arm.alias,
-                "request_id": request_id,
-            }
-            if k in contributions:
-                prediction["top_features"] = contributions[k]
-            predictions[i] = prediction
-        logged.extend(_log_rows(records, group, request_id, endpoint, served_at, shadow=False))
+        _answer(group, request_id, predictions)
+        logged.append(group.served(request_id, endpoint, served_at, shadow=False))
         _count(group, shadow=False)
     if shadow and challenger is not None:
-        answered_by_champion = next((rows for arm, rows in groups if arm is champion), [])
-        logged.extend(
-            _shadow_rows(records, challenger, answered_by_champion, request_id, endpoint, served_at)
-        )
-    metrics.BATCH_SIZE.observe(len(records))
-    return predictions, logged  # type: ignore[return-value]  # every index was answered by one group
+        answered = next((g.rows for g in groups if g.arm is champion), None)
+        if answered is not None:
+            logged.extend(_shadow(batch, challenger, answered, request_id, endpoint, served_at))
+    metrics.BATCH_SIZE.observe(batch.size)
+    return predictions, logged  # type: ignore[return-value]  # every position was answered by one group
 
 
 def _answering_groups(
-    records: list[dict[str, Any]], champion: Arm, challenger: Arm | None, share: float
-) -> list[tuple[Arm, list[int]]]:
-    everyone = list(range(len(records)))
+    batch: Batch, champion: Arm, challenger: Arm | None, share: float
+) -> list[tuple[Arm, np.ndarray]]:
+    everyone = np.arange(batch.size)
     if challenger is None or share <= 0:
         return [(champion, everyone)]
-    to_challenger = [goes_to_challenger(r.get("customerID"), share) for r in records]
-    groups = [
-        (champion, [i for i in everyone if not to_challenger[i]]),
-        (challenger, [i for i in everyone if to_challenger[i]]),
-    ]
-    return [(arm, rows) for arm, rows in groups if rows]
+    to_challenger = np.array([goes_to_challenger(i, share) for i in batch.ids], dtype=bool)
+    groups = [(champion, everyone[~to_challenger]), (challenger, everyone[to_challenger])]
+    return [(arm, rows) for arm, rows in groups if len(rows)]
 
 
-def _features(records: list[dict[str, Any]], arm: Arm, rows: list[int]) -> _Scored:
-    subset = records if len(rows) == len(records) else [records[i] for i in rows]
-    ids, matrix = arm.model.features(subset)
-    return _Scored(arm, rows, matrix, ids)
+def _features(batch: Batch, arm: Arm, rows: np.ndarray) -> _Group:
+    subset = batch if len(rows) == batch.size else batch.take(rows)
+    return _Group(arm, rows, subset, arm.model.features(subset.columns))
 
 
-def _refuse_non_finite(scored: list[_Scored], batch_input: bool) -> None:
-    if all(np.isfinite(group.matrix).all() for group in scored):
+def _refuse_non_finite(groups: list[_Group], batch_input: bool) -> None:
+    finite = [np.isfinite(group.matrix).all(axis=1) for group in groups]
+    if all(f.all() for f in finite):
         return
-    bad = sorted(
-        {group.rows[int(k)] for group in scored for k in np.argwhere(~np.isfinite(group.matrix))[:, 0]}
-    )
+    bad = sorted(int(row) for group, ok in zip(groups, finite, strict=True) for row in group.rows[~ok])
     message = "yields non-finite features: charges outside any range the model knows"
     raise HTTPException(
         422,
@@ -159,9 +156,33 @@ def _refuse_non_finite(scored: list[_Scored], batch_input: bool) -> None:
     )
 
 
-def _contributions(records: list[dict[str, Any]], group: _Scored) -> dict[int, list[dict[str, Any]]]:
+def _answer(group: _Group, request_id: str, predictions: list[dict[str, Any] | None]) -> None:
+    threshold = group.arm.model.model.threshold
+    proba = group.proba
+    decided = (proba >= threshold).tolist()
+    bands = risk_bands(proba, threshold)
+    version, alias = group.arm.model.version, group.arm.alias
+    contributions = _contributions(group)
+    for k, (row, customer, p, churn, band) in enumerate(
+        zip(group.rows.tolist(), group.batch.ids, proba.tolist(), decided, bands, strict=True)
+    ):
+        prediction = {
+            "customerID": customer,
+            "churn_probability": p,
+            "churn": churn,
+            "risk_band": band,
+            "model_version": version,
+            "model_alias": alias,
+            "request_id": request_id,
+        }
+        if k in contributions:
+            prediction["top_features"] = contributions[k]
+        predictions[row] = prediction
+
+
+def _contributions(group: _Group) -> dict[int, list[dict[str, Any]]]:
     """The top contributions of the group's records that asked for them, by position in the group."""
-    explain = [k for k, i in enumerate(group.rows) if records[i].get("explain")]
+    explain = [k for k, wanted in enumerate(group.batch.explain) if wanted]
     if not explain:
         return {}
     try:
@@ -171,7 +192,7 @@ def _contributions(records: list[dict[str, Any]], group: _Scored) -> dict[int, l
     names = group.arm.model.model.feature_columns
     top_features = {}
     for k, row in zip(explain, values, strict=True):
-        top = sorted(range(len(row)), key=lambda j: -abs(row[j]))[:TOP_FEATURES]
+        top = np.argsort(-np.abs(row), kind="stable")[:TOP_FEATURES]
         top_features[k] = [
             {"feature": names[j], "value": float(group.matrix[k, j]), "contribution": float(row[j])}
             for j in top
@@ -179,53 +200,20 @@ def _contributions(records: list[dict[str, Any]], group: _Scored) -> dict[int, l
     return top_features
 
 
-def _log_rows(
-    records: list[dict[str, Any]],
-    group: _Scored,
-    request_id: str,
-    endpoint: str,
-    served_at: datetime,
-    *,
-    shadow: bool,
-) -> list[dict[str, Any]]:
-    model = group.arm.model
-    threshold, columns = model.model.threshold, model.model.feature_columns
-    return [
-        {
-            "request_id": request_id,
-            "served_at": served_at,
-            "endpoint": endpoint,
-            "model_name": model.name,
-            "model_version": model.version,
-            "model_alias": group.arm.alias,
-            "shadow": shadow,
-            "customer_id": group.ids[k],
-            "record": json.dumps({key: v for key, v in records[i].items() if key != "explain"}),
-            "features": json.dumps(dict(zip(columns, group.matrix[k].tolist(), strict=True))),
-            "churn_probability": group.values[k],
-            "churn": group.values[k] >= threshold,
-        }
-        for k, i in enumerate(group.rows)
-    ]
-
-
-def _shadow_rows(
-    records: list[dict[str, Any]],
+def _shadow(
+    batch: Batch,
     challenger: Arm,
-    rows: list[int],
+    rows: np.ndarray,
     request_id: str,
     endpoint: str,
     served_at: datetime,
-) -> list[dict[str, Any]]:
+) -> list[Served]:
     """The challenger's scores of the records the champion answered; nothing (counted) when it fails."""
-    if not rows:
-        return []
     try:
-        group = _features(records, challenger, rows)
+        group = _features(batch, challenger, rows)
         if not np.isfinite(group.matrix).all():
             raise ValueError("non-finite features")
         group.probabilities()
-        logged = _log_rows(records, group, request_id, endpoint, served_at, shadow=True)
     except Exception as exc:  # the answer is the champion's: a shadow failure must not touch it
         metrics.SHADOW_FAILURES.labels(endpoint).inc()
         log.warning(
@@ -238,15 +226,12 @@ def _shadow_rows(
         )
         return []
     _count(group, shadow=True)
-    return logged
+    return [group.served(request_id, endpoint, served_at, shadow=True)]
 
 
-def _count(group: _Scored, *, shadow: bool) -> None:
+def _count(group: _Group, *, shadow: bool) -> None:
     alias, flag = group.arm.alias, "true" if shadow else "false"
-    threshold = group.arm.model.model.threshold
-    histogram = metrics.PROBABILITY.labels(alias, flag)
-    for p in group.proba:
-        histogram.observe(p)
-    decided = int((group.proba >= threshold).sum())
+    metrics.observe_many(metrics.PROBABILITY.labels(alias, flag), group.proba)
+    decided = int((group.proba >= group.arm.model.model.threshold).sum())
     metrics.PREDICTIONS.labels("churn", alias, flag).inc(decided)
     metrics.PREDICTIONS.labels("stay", alias, flag).inc(len(group.rows) - decided)

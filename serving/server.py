@@ -9,12 +9,13 @@ import os
 import shutil
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import HTTPException
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from mlflow import MlflowClient
 from pydantic import ConfigDict, Field, RootModel
@@ -31,11 +32,14 @@ SETTINGS.metrics_dir.mkdir(parents=True, exist_ok=True)
 import litserve as ls  # noqa: E402
 
 from serving import metrics, scoring  # noqa: E402
-from serving.edge import EdgeMiddleware, header_timeout_protocol, validation_error_handler  # noqa: E402
+from serving.edge import EdgeMiddleware, header_timeout_protocol  # noqa: E402
 from serving.model_store import LoadedModel, ModelStore  # noqa: E402
+from serving.payload import Refused, parse_body  # noqa: E402
 from serving.prediction_log import PredictionLog  # noqa: E402
 from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction  # noqa: E402
 from serving.scoring import Arm  # noqa: E402
+from serving.spec import Answer, Body, ScoringSpec  # noqa: E402
+from serving.validation import Batch, validate  # noqa: E402
 from serving.workers import forget_dead, live_statuses, write_status  # noqa: E402
 
 log = logging.getLogger("serving")
@@ -44,8 +48,8 @@ log = logging.getLogger("serving")
 class BatchRequest(
     RootModel[Annotated[list[CustomerRecord], Field(min_length=1, max_length=SETTINGS.batch_limit)]]
 ):
-    """A non-empty list of records, at most CHURN_BATCH_LIMIT of them (over it: 413). Module level: it is
-    pickled to the workers."""
+    """A non-empty list of records, at most CHURN_BATCH_LIMIT of them (over it: 413). Documents the body of
+    /batch-predict; the worker validates it column-wise (`serving.validation`)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE]]})
 
@@ -145,7 +149,23 @@ class _ScoringAPI(ls.LitAPI):
         # The champion moved onto the challenger's version and the challenger's poll has not seen it yet.
         return (None, reason) if (reason := self._same_as_champion(model.version)) else (model, None)
 
-    def score(self, records: list[dict[str, Any]]) -> tuple[LoadedModel, list[dict[str, Any]], str]:
+    def decode_request(self, request: Body) -> Batch | Answer:
+        """The validated records, or the 4xx answer that refuses them."""
+        try:
+            batch = validate(
+                parse_body(request.content, request.content_type),
+                single=not self.batch_input,
+                limit=self.settings.batch_limit,
+            )
+        except Refused as refused:
+            return Answer(orjson.dumps(refused.body()), refused.status)
+        if request.explain:
+            batch = replace(batch, explain=[True] * batch.size)
+        return batch
+
+    def predict(self, batch: Batch | Answer) -> Answer:
+        if isinstance(batch, Answer):
+            return batch
         model = self.store.current
         if model is None:
             raise HTTPException(503, f"no model loaded yet: {self.store.last_error}")
@@ -153,8 +173,8 @@ class _ScoringAPI(ls.LitAPI):
         if self.challenger is not None and (active := self._active_challenger()[0]) is not None:
             challenger = Arm(active, CHALLENGER_ALIAS)
         request_id = uuid.uuid4().hex
-        predictions, logged = scoring.score(
-            records,
+        predictions, served = scoring.score(
+            batch,
             Arm(model, self.store.alias),
             challenger,
             share=self.settings.challenger_share,
@@ -164,36 +184,59 @@ class _ScoringAPI(ls.LitAPI):
             served_at=datetime.now(UTC),
             batch_input=self.batch_input,
         )
-        self.prediction_log.append(logged)
-        return model, predictions, request_id
+        self.prediction_log.append(served)
+        if not self.batch_input:
+            return Answer(orjson.dumps(predictions[0]))
+        return Answer(
+            orjson.dumps(
+                {"predictions": predictions, "model_version": model.version, "request_id": request_id}
+            )
+        )
+
+    def encode_response(self, output: Answer) -> Answer:
+        return output
 
 
 class PredictAPI(_ScoringAPI):
     batch_input = False
 
-    def decode_request(self, request: CustomerRecord) -> dict[str, Any]:
-        return request.model_dump()
-
-    def predict(self, record: dict[str, Any]) -> dict[str, Any]:
-        _, predictions, _ = self.score([record])
-        return predictions[0]
-
-    def encode_response(self, output: dict[str, Any]) -> Prediction:
-        return output
-
 
 class BatchPredictAPI(_ScoringAPI):
     batch_input = True
 
-    def decode_request(self, request: BatchRequest) -> list[dict[str, Any]]:
-        return [record.model_dump() for record in request.root]
 
-    def predict(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        model, predictions, request_id = self.score(records)
-        return {"predictions": predictions, "model_version": model.version, "request_id": request_id}
+# The scoring routes as documented: request model, response model, summary (the worker does the validating).
+ROUTE_DOCS = {
+    "/predict": (CustomerRecord, Prediction, "Score one customer record."),
+    "/batch-predict": (
+        BatchRequest,
+        BatchPrediction,
+        "Score a JSON list of records, or a text/csv body with the data set's header (at most CHURN_BATCH_LIMIT).",
+    ),
+}
 
-    def encode_response(self, output: dict[str, Any]) -> BatchPrediction:
-        return output
+
+def _document_scoring_routes(app: Any) -> None:
+    """LitServe registers a spec's routes bare: give them their request and response schemas."""
+    for route in list(app.routes):
+        if getattr(route, "path", None) in ROUTE_DOCS and "POST" in getattr(route, "methods", ()):
+            request_model, response_model, summary = ROUTE_DOCS[route.path]
+            app.routes.remove(route)
+            app.add_api_route(
+                route.path,
+                route.endpoint,
+                methods=["POST"],
+                dependencies=route.dependencies,
+                response_model=response_model,
+                summary=summary,
+                tags=["scoring"],
+                openapi_extra={
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": request_model.model_json_schema()}},
+                    }
+                },
+            )
 
 
 def _described(model: LoadedModel | None) -> dict[str, Any] | None:
@@ -228,7 +271,7 @@ def readiness(settings: ServeSettings, api_paths: list[str]) -> tuple[str, list[
 
 
 def build_server(settings: ServeSettings) -> ls.LitServer:
-    apis = [PredictAPI(api_path="/predict"), BatchPredictAPI(api_path="/batch-predict")]
+    apis = [PredictAPI(spec=ScoringSpec("/predict")), BatchPredictAPI(spec=ScoringSpec("/batch-predict"))]
     server = ls.LitServer(
         apis,
         accelerator="cpu",
@@ -254,7 +297,7 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
     for route in app.routes:  # LitServe's own plain-text routes; /health and /model-info are ours
         if getattr(route, "path", "") in ("/", "/litserve/health", "/litserve/info"):
             route.include_in_schema = False
-    app.add_exception_handler(RequestValidationError, validation_error_handler(settings.batch_limit))
+    _document_scoring_routes(app)
     api_paths = [api.api_path for api in apis]
 
     @app.get("/metrics", tags=["operations"])

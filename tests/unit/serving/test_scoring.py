@@ -12,7 +12,9 @@ import pytest
 from fastapi import HTTPException
 
 from serving import metrics
+from serving.prediction_log import log_frame
 from serving.scoring import BUCKETS, Arm, bucket, goes_to_challenger, score
+from serving.validation import Batch
 
 
 def _ids(n: int, seed: int = 7) -> list[str]:
@@ -62,9 +64,12 @@ class FakeModel:
         )
         self.model = SimpleNamespace(threshold=0.5, feature_columns=["tenure_months"])
 
-    def features(self, records: list[dict]) -> tuple[list[str], np.ndarray]:
-        values = [np.nan if r["customerID"] == self.nan_for else float(r["tenure"]) for r in records]
-        return [r["customerID"] for r in records], np.array(values).reshape(-1, 1)
+    def features(self, columns: dict[str, list]) -> np.ndarray:
+        values = [
+            np.nan if i == self.nan_for else float(t)
+            for i, t in zip(columns["customerID"], columns["tenure"], strict=True)
+        ]
+        return np.array(values).reshape(-1, 1)
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         if self.broken:
@@ -79,8 +84,13 @@ CHAMPION, CHALLENGER = Arm(FakeModel("1", 0.0), "champion"), Arm(FakeModel("2", 
 
 
 def _score(records, challenger=CHALLENGER, share=0.0, shadow=False):
-    return score(
-        records,
+    """Score plain records (as a validated batch); the log rows as the prediction log writes them."""
+    batch = Batch(
+        {c: [str(r[c]) for r in records] for c in ("customerID", "tenure")},
+        [r["explain"] for r in records],
+    )
+    predictions, served = score(
+        batch,
         CHAMPION,
         challenger,
         share=share,
@@ -90,6 +100,7 @@ def _score(records, challenger=CHALLENGER, share=0.0, shadow=False):
         served_at=datetime.now(UTC),
         batch_input=True,
     )
+    return predictions, log_frame(served).to_dicts() if served else []
 
 
 def _records(n: int) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The body parsing the API servers do before validation: every failure a `Refused` with a 4xx."""
+"""The body parsing the workers do before validation: every failure a `Refused` with a 4xx."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from serving.edge import Refused, csv_records, json_payload
+from serving.payload import Refused, csv_records, json_payload, parse_body
 from serving.schemas import EXAMPLE
 
 HEADER = ",".join(EXAMPLE)
@@ -112,3 +112,34 @@ def test_a_repeated_key_with_a_lone_surrogate_is_answered_in_printable_text() ->
     assert refused.status == 422
     refused.response()  # renders: no UnicodeEncodeError
     assert "\\ud800" in refused.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}',
+        b'[{"a": 1}, {"b": "x", "b": "x"}]',
+        b'{"a" : 1, "a":2}',  # space before the colon
+        b'{"a": "\\u00e9", "a": 1}',  # an escape: the exact parser decides
+    ],
+)
+def test_a_repeated_key_is_found_whichever_parser_reads_the_body(body: bytes) -> None:
+    assert refusal(parse_body, body, "application/json").details[0]["type"] == "duplicate_key"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps([EXAMPLE, EXAMPLE]).encode(),
+        json.dumps(EXAMPLE, indent=2).encode(),
+        b'{"a": "x:\\"y\\"", "b": [1, "a", {"c": null}]}',
+        '{"name": "Zoë", "n": 1e3}'.encode(),
+    ],
+)
+def test_json_bodies_parse_as_the_standard_parser_reads_them(body: bytes) -> None:
+    assert parse_body(body, "application/json") == json.loads(body)
+
+
+def test_a_body_the_fast_parser_refuses_gets_the_exact_parsers_answer() -> None:
+    assert "nested too deeply" in refusal(parse_body, b"[" * 5_000 + b"]" * 5_000, "application/json").message
+    assert refusal(parse_body, b"\xff{}", "application/json").status == 400  # not UTF-8
