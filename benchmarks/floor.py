@@ -1,4 +1,4 @@
-"""The in-process floor: what scoring costs with no HTTP, no JSON, no process hop.
+"""The in-process floor: what the server's own scoring code costs with no HTTP and no process hop.
 
 Every path is timed call by call with `time.perf_counter()`; warm-up calls are discarded. The champion is
 loaded once from the registry, exactly as the servers load it.
@@ -6,18 +6,25 @@ loaded once from the registry, exactly as the servers load it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import mlflow
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 
 from churn_assets.ml.pyfunc import REQUEST_RELATION
+from serving.model_store import LoadedModel
+from serving.payload import parse_body
+from serving.scoring import Arm, score
+from serving.validation import validate
 
 
 @dataclass
@@ -65,18 +72,19 @@ def time_calls(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
 PROBA_1 = "predict_proba, 1 prepared row"
 PLAN_1 = "DuckDB planning only (EXPLAIN of the feature SQL)"
 SQL_1 = "feature SQL planned per call (Arrow in, numpy out), 1 record"
-PREP_1 = "feature SQL prepared once (EXECUTE with the values), 1 record"
-FULL_1 = "full path, 1 record (prepared feature SQL + predict_proba)"
+PREP_1 = "serving's feature SQL (prepared once), 1 record"
+FULL_1 = "full path, 1 record (serving: validate + feature SQL + predict_proba)"
 UNPREP_1 = "full path, 1 record, SQL planned per call"
 CHURN_1 = "ChurnModel.predict, 1 record (pandas in, polars out)"
 PYFUNC_1 = "mlflow pyfunc .predict, 1 record (+ schema enforcement)"
+WORKER_1 = "worker path, 1 record (serving: parse + validate + score + encode)"
 PROBA_N = "predict_proba, {n} prepared rows"
-FULL_N = "full path, {n} records (prepared feature SQL + predict_proba)"
+PARSE_N = "serving: parse the JSON body, {n} records"
+VALIDATE_N = "serving: validate column-wise, {n} records"
+PREP_N = "serving's feature SQL (prepared once), {n} records"
+FULL_N = "full path, {n} records (serving: validate + feature SQL + predict_proba)"
+WORKER_N = "worker path, {n} records (serving: parse + validate + score + encode)"
 PYFUNC_N = "mlflow pyfunc .predict, {n} records"
-
-
-def _literal(value: str | None) -> str:
-    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
 
 
 def measure_floor(
@@ -84,75 +92,101 @@ def measure_floor(
 ) -> Floor:
     """Load `model_uri` and time the in-process paths on `record` and on `batch`.
 
-    The floor is the cheapest faithful path: the model's own feature SQL, planned once by DuckDB as a
-    prepared statement (one record: its values as string literals of EXECUTE; a batch: an Arrow table of
-    strings registered as `request_rows`), `fetchnumpy()` into a float matrix in `feature_columns` order,
-    then `predict_proba`. Planning per call is timed too, to show what it costs. Every path is checked
-    against the registered pyfunc's probabilities before anything is timed.
+    The floor is the server's own code without HTTP or processes: `serving.validation` and
+    `serving.model_store.LoadedModel` (the model's feature SQL prepared once, `predict_proba`), and the
+    worker's whole path (`serving.payload` parse, validation, `serving.scoring`, the encoded answer). For
+    attribution it also times DuckDB's planning alone and the feature SQL planned on every call (what a
+    plan prepared once saves), and the pyfunc (`ChurnModel.predict`; MLflow's `pyfunc.predict`, which is
+    what `mlflow models serve` runs). Every path is checked against the registered pyfunc's
+    probabilities before anything is timed.
     """
     loaded = mlflow.pyfunc.load_model(model_uri)
     model = loaded.unwrap_python_model()
-    estimator, sql, columns = model.estimator, model.feature_sql, list(model.feature_columns)
-    raw_columns = list(getattr(model, "raw_columns", record.keys()))
-    select = f"select {', '.join(columns)} from ({sql})"
+    served = LoadedModel("floor", "0", "", model, {})
+    arm = Arm(served, "champion")
+    select = f"select {', '.join(model.feature_columns)} from ({model.feature_sql})"
     db = duckdb.connect()  # planned per call: a cursor per call, as in the pyfunc
-    prepared = duckdb.connect()  # planned once
-    params = ", ".join(f"${i}::varchar as {c}" for i, c in enumerate(raw_columns, start=1))
-    prepared.execute(f"prepare one_row as with {REQUEST_RELATION} as (select {params}) {select}")
-
-    def arrow(records: Sequence[dict[str, str]]) -> pa.Table:
-        return pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in raw_columns})
-
-    prepared.register(REQUEST_RELATION, arrow([record]))
-    prepared.execute(f"prepare many_rows as {select}")
-
-    def matrix(result: dict[str, np.ndarray]) -> np.ndarray:
-        return np.column_stack([np.asarray(result[c], dtype=np.float64) for c in columns])
 
     def planned(records: Sequence[dict[str, str]]) -> np.ndarray:
         cursor = db.cursor()
         try:
-            cursor.register(REQUEST_RELATION, arrow(records))
-            return matrix(cursor.execute(select).fetchnumpy())
+            cursor.register(REQUEST_RELATION, pa.Table.from_pylist(list(records)))
+            result = cursor.execute(select).fetchnumpy()
+            return np.column_stack([np.asarray(result[c], dtype=np.float64) for c in model.feature_columns])
         finally:
             cursor.close()
 
-    def one(rec: dict[str, str]) -> np.ndarray:
-        values = ", ".join(_literal(rec.get(c)) for c in raw_columns)
-        return matrix(prepared.execute(f"execute one_row({values})").fetchnumpy())
+    def full(records: Any, single: bool) -> np.ndarray:
+        return served.probabilities(
+            served.features(validate(records, single=single, limit=len(batch)).columns)
+        )
 
-    def many(records: Sequence[dict[str, str]]) -> np.ndarray:
-        prepared.register(REQUEST_RELATION, arrow(records))
-        return matrix(prepared.execute("execute many_rows").fetchnumpy())
+    def worker(body: bytes, single: bool) -> bytes:
+        checked = validate(parse_body(body, "application/json"), single=single, limit=len(batch))
+        predictions, _ = score(
+            checked,
+            arm,
+            None,
+            share=0.0,
+            shadow=False,
+            request_id="floor",
+            endpoint="/floor",
+            served_at=datetime.now(UTC),
+            batch_input=not single,
+        )
+        return orjson.dumps(predictions[0] if single else {"predictions": predictions})
 
-    def proba(x: np.ndarray) -> np.ndarray:
-        return estimator.predict_proba(x)[:, 1]
-
+    db.register(REQUEST_RELATION, pa.Table.from_pylist([record]))  # for EXPLAIN alone
     n = len(batch)
-    x1, xn = one(record), many(batch)
+    one_body, batch_body = json.dumps(record).encode(), json.dumps(list(batch)).encode()
+    checked_1, checked_n = (
+        validate(record, single=True, limit=n),
+        validate(list(batch), single=False, limit=n),
+    )
+    x1 = served.features(checked_1.columns)
+    xn = served.features(checked_n.columns)
     expected_single = float(loaded.predict(pd.DataFrame([record]))["churn_probability"].iloc[0])
     expected_batch = loaded.predict(pd.DataFrame(list(batch)))["churn_probability"].to_numpy(dtype=np.float64)
+    worker_batch = [p["churn_probability"] for p in json.loads(worker(batch_body, False))["predictions"]]
     for got, want in (
-        (proba(x1), expected_single),
-        (proba(planned([record])), expected_single),
-        (proba(xn), expected_batch),
-        (proba(planned(batch)), expected_batch),
+        (full(record, True), expected_single),
+        (served.probabilities(planned([record])), expected_single),
+        (json.loads(worker(one_body, True))["churn_probability"], expected_single),
+        (full(list(batch), False), expected_batch),
+        (np.array(worker_batch), expected_batch),
     ):
         if not np.allclose(got, want, atol=1e-9):
-            raise RuntimeError("the floor's own path disagrees with the registered pyfunc")
+            raise RuntimeError("the serving path disagrees with the registered pyfunc")
 
     warm, warm_n = max(calls // 10, 20), max(batch_calls // 10, 3)
     paths: list[tuple[str, int, Callable[[], object], int, int]] = [
-        (PROBA_1, 1, lambda: estimator.predict_proba(x1), calls, warm),
-        (PLAN_1, 1, lambda: prepared.execute("explain " + select).fetchall(), calls, warm),
+        (PROBA_1, 1, lambda: served.probabilities(x1), calls, warm),
+        (
+            PLAN_1,
+            1,
+            lambda: db.execute("explain " + select).fetchall(),
+            calls,
+            warm,
+        ),
         (SQL_1, 1, lambda: planned([record]), calls, warm),
-        (PREP_1, 1, lambda: one(record), calls, warm),
-        (FULL_1, 1, lambda: proba(one(record)), calls, warm),
-        (UNPREP_1, 1, lambda: proba(planned([record])), calls, warm),
+        (PREP_1, 1, lambda: served.features(checked_1.columns), calls, warm),
+        (FULL_1, 1, lambda: full(record, True), calls, warm),
+        (UNPREP_1, 1, lambda: served.probabilities(planned([record])), calls, warm),
+        (WORKER_1, 1, lambda: worker(one_body, True), calls, warm),
         (CHURN_1, 1, lambda: model.predict(None, pd.DataFrame([record])), calls, warm),
         (PYFUNC_1, 1, lambda: loaded.predict(pd.DataFrame([record])), calls, warm),
-        (PROBA_N.format(n=n), n, lambda: estimator.predict_proba(xn), batch_calls, warm_n),
-        (FULL_N.format(n=n), n, lambda: proba(many(batch)), batch_calls, warm_n),
+        (PROBA_N.format(n=n), n, lambda: served.probabilities(xn), batch_calls, warm_n),
+        (PARSE_N.format(n=n), n, lambda: parse_body(batch_body, "application/json"), batch_calls, warm_n),
+        (
+            VALIDATE_N.format(n=n),
+            n,
+            lambda: validate(list(batch), single=False, limit=n),
+            batch_calls,
+            warm_n,
+        ),
+        (PREP_N.format(n=n), n, lambda: served.features(checked_n.columns), batch_calls, warm_n),
+        (FULL_N.format(n=n), n, lambda: full(list(batch), False), batch_calls, warm_n),
+        (WORKER_N.format(n=n), n, lambda: worker(batch_body, False), batch_calls, warm_n),
         (PYFUNC_N.format(n=n), n, lambda: loaded.predict(pd.DataFrame(list(batch))), batch_calls, warm_n),
     ]
     timings = []
@@ -169,8 +203,13 @@ def measure_floor(
             )
         )
     db.close()
-    prepared.close()
+    estimator = model.estimator
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     return Floor(
-        timings, expected_single, expected_batch, type(final).__name__, len(columns), float(model.threshold)
+        timings,
+        expected_single,
+        expected_batch,
+        type(final).__name__,
+        len(model.feature_columns),
+        float(model.threshold),
     )

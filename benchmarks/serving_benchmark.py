@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -718,7 +719,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_uri = f"models:/{MODEL_NAME}@{MODEL_ALIAS}"
     version = MlflowClient(tracking_uri).get_model_version_by_alias(MODEL_NAME, MODEL_ALIAS)
     records = read_records(args.csv)
-    record, batch = records[args.record_index], records[: args.batch_rows]
+    record = records[args.record_index]
+    # Past the file's 7,043 rows the batch takes them again from the top (the same customers twice).
+    batch = list(itertools.islice(itertools.cycle(records), args.batch_rows))
     log(f"Model:   {model_uri} = version {version.version} (run {version.run_id}), store {tracking_uri}")
     log(
         f"Request: record {record['customerID']} (row {args.record_index} of {args.csv}); batch of {len(batch)}"

@@ -174,9 +174,8 @@ def _answer(group: _Group, request_id: str, predictions: list[dict[str, Any] | N
             "model_version": version,
             "model_alias": alias,
             "request_id": request_id,
+            "top_features": contributions.get(k),
         }
-        if k in contributions:
-            prediction["top_features"] = contributions[k]
         predictions[row] = prediction
 
 

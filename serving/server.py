@@ -1,7 +1,9 @@
 """The LitServe server: two scoring APIs on worker processes, plus health, model info, metrics and docs.
 
-Workers (spawned by LitServe) each hold a ModelStore that follows the registry alias; the API-server
-processes never load a model: they validate, route, count, and read the workers' status files.
+Workers (spawned by LitServe) each hold a ModelStore that follows the registry alias, and do a request's
+work: parse its body, validate it column-wise, run the feature SQL, score, and encode the answer and the
+prediction-log rows. The API-server processes never load a model: they check the key and the body's
+size, hand the body on as bytes (`serving.spec`), count, and read the workers' status files.
 """
 
 import logging
