@@ -107,9 +107,10 @@ def _plain_json(body: bytes) -> Any:
         return _NOT_PLAIN
     try:
         payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        encoded = orjson.dumps(payload)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # e.g. nesting deeper than orjson encodes
         return _NOT_PLAIN
-    return payload if orjson.dumps(payload).count(b'"') == body.count(b'"') else _NOT_PLAIN
+    return payload if encoded.count(b'"') == body.count(b'"') else _NOT_PLAIN
 
 
 def csv_records(text: str) -> list[dict[str, str]]:

@@ -21,6 +21,7 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse, Response
 from mlflow import MlflowClient
 from pydantic import ConfigDict, Field, RootModel
+from pydantic.json_schema import models_json_schema
 
 from churn_assets.ml.champion import CHALLENGER_ALIAS
 from churn_assets.settings import restrict_to_owner
@@ -219,7 +220,12 @@ ROUTE_DOCS = {
 
 
 def _document_scoring_routes(app: Any) -> None:
-    """LitServe registers a spec's routes bare: give them their request and response schemas."""
+    """LitServe registers a spec's routes bare: give them their request and response schemas.
+
+    The request models are added to the schema's components (FastAPI adds only the models of parameters
+    it parses itself) and the routes refer to them, as for any FastAPI body.
+    """
+    components = "#/components/schemas/{model}"
     for route in list(app.routes):
         if getattr(route, "path", None) in ROUTE_DOCS and "POST" in getattr(route, "methods", ()):
             request_model, response_model, summary = ROUTE_DOCS[route.path]
@@ -228,6 +234,7 @@ def _document_scoring_routes(app: Any) -> None:
                 route.path,
                 route.endpoint,
                 methods=["POST"],
+                name=route.path.strip("/").replace("-", "_"),
                 dependencies=route.dependencies,
                 response_model=response_model,
                 summary=summary,
@@ -235,10 +242,26 @@ def _document_scoring_routes(app: Any) -> None:
                 openapi_extra={
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": request_model.model_json_schema()}},
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": components.format(model=request_model.__name__)}
+                            }
+                        },
                     }
                 },
             )
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            _, defined = models_json_schema(
+                [(model, "validation") for model, _, _ in ROUTE_DOCS.values()], ref_template=components
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defined["$defs"])
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def _described(model: LoadedModel | None) -> dict[str, Any] | None:
