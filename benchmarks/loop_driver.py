@@ -194,7 +194,7 @@ class Loop:
         automation ticks — the training snapshots, trained candidates and model versions since the drop."""
         from churn_assets.ingest.assets import LANDED_FILES
         from churn_assets.ingest.store import batch_id_of, path_sha256
-        from churn_assets.ml.families import FAMILIES
+        from churn_assets.ml.families import CANDIDATES
         from churn_assets.training.candidates import candidate_key
         from churn_assets.training.snapshot import TRAINING_SNAPSHOT
 
@@ -208,7 +208,7 @@ class Loop:
             )
             time.sleep(watch_s)
             snapshot = self.materialized_after(instance, TRAINING_SNAPSHOT, dropped)
-            trained = [self.materialized_after(instance, candidate_key(f), dropped) for f in FAMILIES]
+            trained = [self.materialized_after(instance, candidate_key(c), dropped) for c in CANDIDATES]
         return {
             "file": path.name,
             "status": recorded.asset_materialization.metadata["status"].value,

@@ -69,7 +69,13 @@ def installation(tmp_path: Path) -> Iterator[Installation]:
 
 
 # A tiny search: the tests check the graph's wiring and gates, not the search itself.
-FAST_TRAINING = {"ops": {"model_candidates": {"config": {"n_trials": 2, "timeout_s": 30, "cv_folds": 3}}}}
+FAST_TRAINING = {
+    "ops": {
+        "model_candidates": {
+            "config": {"n_trials": 2, "timeout_s": 30, "cv_folds": 3, "quality_cv_repeats": 1}
+        }
+    }
+}
 # Train whatever the retraining rule says (a manual run): for tests that retrain on the same data.
 FORCED = {"ops": {"ml__training_snapshot": {"config": {"force": True}}}}
 

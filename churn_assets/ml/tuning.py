@@ -1,7 +1,8 @@
 """Hyperparameter search by cross-validated log loss, one Optuna study per family.
 
 Log loss is a proper scoring rule, so the search rewards honest probabilities rather than a good
-ranking alone; the decision threshold is picked later from the out-of-fold probabilities.
+ranking alone. The chosen params are scored again, calibrated and by repeated cross-validation, by
+the caller (`churn_assets.ml.crossval`); the decision threshold is picked later on the validation split.
 """
 
 from collections.abc import Callable, Mapping
@@ -10,19 +11,10 @@ from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.base import clone
-from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from churn_assets.ml.crossval import cross_validated
 from churn_assets.ml.families import DEFAULT_PARAMS, Family, build_estimator, suggest_params
-
-
-@dataclass(frozen=True)
-class CVScores:
-    log_loss: float
-    roc_auc: float
-    oof_proba: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -38,33 +30,7 @@ class TrialRecord:
 class TuningResult:
     family: Family
     best_params: dict[str, Any]
-    cv_log_loss: float
-    cv_roc_auc: float
     n_trials: int
-    oof_proba: np.ndarray
-
-
-def cross_validate(
-    family: Family,
-    params: Mapping[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    seed: int,
-    cv_folds: int = 5,
-    calibrate: bool = False,
-) -> CVScores:
-    """Mean per-fold log loss and ROC AUC, plus the out-of-fold probability of every row."""
-    folds = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
-    template = build_estimator(family, params, seed, calibrate=calibrate)
-    oof = np.empty(len(y), dtype=np.float64)
-    losses, aucs = [], []
-    for train_idx, val_idx in folds.split(X, y):
-        fold_model = clone(template).fit(X[train_idx], y[train_idx])
-        oof[val_idx] = fold_model.predict_proba(X[val_idx])[:, 1]
-        losses.append(log_loss(y[val_idx], oof[val_idx], labels=[0, 1]))
-        aucs.append(roc_auc_score(y[val_idx], oof[val_idx]))
-    return CVScores(log_loss=float(np.mean(losses)), roc_auc=float(np.mean(aucs)), oof_proba=oof)
 
 
 def tune(
@@ -76,15 +42,13 @@ def tune(
     timeout_s: float | None,
     seed: int,
     cv_folds: int = 5,
-    calibrate: bool = False,
     on_trial: Callable[[TrialRecord], None] | None = None,
 ) -> TuningResult:
-    """Search `family`'s space; with n_trials=0 the defaults are scored instead.
+    """Search `family`'s space by `cv_folds`-fold stratified CV; with n_trials=0 the defaults are returned.
 
-    Deterministic for a fixed seed as long as `timeout_s` does not cut the study short.
-    Trials compare uncalibrated models; `calibrate` applies to the final re-scoring of the best
-    params only, so the returned scores and out-of-fold probabilities match what
-    `fit_final(..., calibrate=calibrate)` will produce.
+    Deterministic for a fixed seed as long as `timeout_s` does not cut the study short. Trials compare
+    uncalibrated models: sigmoid calibration is monotone, so it would cost five extra fits per trial
+    for little change in the ranking of params.
     """
     best_params: dict[str, Any] = dict(DEFAULT_PARAMS[family])
     n_run = 0
@@ -92,9 +56,10 @@ def tune(
         study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
 
         def objective(trial: optuna.Trial) -> float:
-            scores = cross_validate(family, suggest_params(family, trial), X, y, seed=seed, cv_folds=cv_folds)
-            trial.set_user_attr("cv_roc_auc", scores.roc_auc)
-            return scores.log_loss
+            estimator = build_estimator(family, suggest_params(family, trial), seed)
+            scores = cross_validated(estimator, X, y, n_splits=cv_folds, seed=seed)
+            trial.set_user_attr("cv_roc_auc", scores.mean("roc_auc"))
+            return scores.mean("log_loss")
 
         def report(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if on_trial is None or trial.state != optuna.trial.TrialState.COMPLETE:
@@ -113,15 +78,7 @@ def tune(
         best_params = {**best_params, **study.best_params}
         n_run = len(study.trials)
 
-    best = cross_validate(family, best_params, X, y, seed=seed, cv_folds=cv_folds, calibrate=calibrate)
-    return TuningResult(
-        family=family,
-        best_params=best_params,
-        cv_log_loss=best.log_loss,
-        cv_roc_auc=best.roc_auc,
-        n_trials=n_run,
-        oof_proba=best.oof_proba,
-    )
+    return TuningResult(family=family, best_params=best_params, n_trials=n_run)
 
 
 def fit_final(

