@@ -6,12 +6,15 @@ in ``raw.duplicate_files`` with the file it repeats. A refused file is logged wi
 reason and does not stop the files after it. Row counts are CSV records, not lines (see
 :mod:`churn_assets.ingest.parse`): ``rows_in_file`` = ``rows_accepted`` + ``rows_rejected``, a record
 spanning several lines counts once, blank lines not at all. ``_row_number`` is the line a record
-starts on; ``raw_line`` holds a rejected record's whole raw text.
+starts on; ``raw_line`` holds a rejected record's whole raw text. A file is read and inserted block by
+block (:class:`~churn_assets.ingest.parse.BatchReader`), so its size is not bounded by memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Literal
 
 import duckdb
 
-from churn_assets.ingest.parse import ROW_NUMBER, FileRejected, ParsedBatch, parse_batch
+from churn_assets.ingest.parse import ROW_NUMBER, BatchChunk, BatchReader, FileRejected
 from churn_assets.ingest.schema import COLUMNS
 
 _DDL = f"""
@@ -130,29 +133,43 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, path: Path) -> FileOutcome:
         return FileOutcome(
             path.name, sha, "duplicate", reason=f"same content as {seen_as[0]}, already ingested"
         )
-    try:
-        batch = parse_batch(path)
-    except FileRejected as exc:
-        outcome = FileOutcome(path.name, sha, "rejected", reason=str(exc))
-        _log_file(conn, outcome, ingested_at)
-        return outcome
-    outcome = FileOutcome(
-        path.name, sha, "loaded", batch.rows_in_file, batch.accepted.height, batch.rejected.height
-    )
+    lineage = [batch_id_of(sha), path.name, sha]
+    accepted = rejected = 0
+    reader = BatchReader(path)
     conn.begin()
     try:
-        _insert_rows(conn, batch, ingested_at)
+        for chunk in _read_ahead(iter(reader)):
+            _insert_rows(conn, chunk, lineage, ingested_at)
+            accepted, rejected = accepted + chunk.accepted.height, rejected + chunk.rejected.height
+        outcome = FileOutcome(path.name, sha, "loaded", reader.rows_in_file, accepted, rejected)
         _log_file(conn, outcome, ingested_at)
         conn.commit()
-    except Exception:
+    except FileRejected as exc:  # found anywhere in the file: nothing of it stays, the refusal is logged
+        conn.rollback()
+        outcome = FileOutcome(path.name, sha, "rejected", reason=str(exc))
+        _log_file(conn, outcome, ingested_at)
+    except BaseException:
         conn.rollback()
         raise
     return outcome
 
 
-def _insert_rows(conn: duckdb.DuckDBPyConnection, batch: ParsedBatch, ingested_at: datetime) -> None:
-    lineage = [batch.batch_id, batch.source_file, batch.sha256]
-    accepted, rejected = batch.accepted.to_arrow(), batch.rejected.to_arrow()  # noqa: F841 (scanned by DuckDB)
+def _read_ahead(chunks: Iterator[BatchChunk]) -> Iterator[BatchChunk]:
+    """``chunks``, the next one read by a worker thread while the caller inserts the current one.
+
+    Parsing (polars) and DuckDB's insert both release the GIL, so on two cores they overlap.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="ingest-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def _insert_rows(
+    conn: duckdb.DuckDBPyConnection, chunk: BatchChunk, lineage: list[str], ingested_at: datetime
+) -> None:
+    accepted, rejected = chunk.accepted.to_arrow(), chunk.rejected.to_arrow()  # noqa: F841 (scanned by DuckDB)
     columns = ", ".join(f'"{c}"' for c in COLUMNS)
     conn.execute(
         f"insert into raw.customers select {columns}, ?, ?, ?, {ROW_NUMBER}, ? from accepted",
