@@ -7,6 +7,7 @@ applies :func:`churn_assets.ml.retraining.decide_retraining`: without a reason t
 observation saying why and does not materialize, so nothing downstream (tuning, registration) runs.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,10 +120,8 @@ def training_snapshot(
     raw_columns = ", ".join(f'r."{c}"' for c in RAW_COLUMNS)
     policy = RetrainingPolicy(config.min_new_rows_share, config.max_champion_age_days)
     with warehouse.connect(read_only=True) as conn:
-        (data_version, cutoff) = conn.execute(
-            "select md5(string_agg(t::varchar, '|' order by customer_id)), "
-            "(select max(ingested_at) from staging.stg_customers) from marts.training_set t"
-        ).fetchall()[0]
+        data_version = _data_version(conn)
+        (cutoff,) = conn.execute("select max(ingested_at) from staging.stg_customers").fetchall()[0]
         facts = retraining_facts(
             conn, mlflow_tracking.client(), mlflow_tracking.registered_model_name, data_version, config.force
         )
@@ -185,3 +184,16 @@ def _facts_metadata(facts: RetrainingFacts) -> dict:
         "served_drift": facts.served_drift,
         "champion_age_days": round(facts.champion_age_days, 3),
     }
+
+
+def _data_version(conn: duckdb.DuckDBPyConnection) -> str:
+    """md5 of the training set's rows as text, joined by '|' in customer_id order: the value
+    `md5(string_agg(t::varchar, '|' order by customer_id))` gives, computed streamed (DuckDB would build the
+    whole table as one string: gigabytes at 10M rows)."""
+    digest, separator = hashlib.md5(), b""
+    cursor = conn.execute("select t::varchar from marts.training_set t order by customer_id")
+    while rows := cursor.fetchmany(100_000):
+        for (text,) in rows:
+            digest.update(separator + text.encode())
+            separator = b"|"
+    return digest.hexdigest()
