@@ -19,7 +19,7 @@ PACKAGES = (
     "uvloop",
     "pydantic",
     "scikit-learn",
-    "xgboost",
+    "xgboost-cpu",  # the distribution uv.lock installs (module `xgboost`)
     "duckdb",
     "numpy",
     "pandas",
