@@ -33,7 +33,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from churn_assets.ml.explain import row_contributions
-from churn_assets.ml.pyfunc import RAW_COLUMNS, ChurnModel
+from churn_assets.ml.pyfunc import RAW_COLUMNS, REQUEST_RELATION, ChurnModel
 from serving.workers import write_atomically
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,13 @@ class LoadedModel:
         columns = ", ".join(self.model.feature_columns)
         params = ", ".join(f"${i}::varchar as {c}" for i, c in enumerate(RAW_COLUMNS, start=1))
         self._db.execute(
-            f"prepare one_row as with request_rows as (select {params}) "
+            f"prepare one_row as with {REQUEST_RELATION} as (select {params}) "
             f"select {columns} from ({self.model.feature_sql})"
         )
         document = "{" + ", ".join(f'"{c}": "VARCHAR[]"' for c in RAW_COLUMNS) + "}"
         unnested = ", ".join(f"unnest(document.{c}) as {c}" for c in RAW_COLUMNS)
         self._db.execute(
-            f"prepare many_rows as with request_rows as (select {unnested} from "
+            f"prepare many_rows as with {REQUEST_RELATION} as (select {unnested} from "
             f"(select from_json($1::varchar, '{document}') as document)) "
             f"select {columns} from ({self.model.feature_sql})"
         )
@@ -77,8 +77,8 @@ class LoadedModel:
             values = ", ".join(_literal(columns[c][0]) for c in RAW_COLUMNS)
             return np.array(self._db.execute(f"execute one_row({values})").fetchall(), dtype=np.float64)
         else:
-            self._db.execute("set variable request_rows = ?", [orjson.dumps(columns).decode()])
-            result = self._db.execute("execute many_rows(getvariable('request_rows'))").fetchnumpy()
+            self._db.execute("set variable request_document = ?", [orjson.dumps(columns).decode()])
+            result = self._db.execute("execute many_rows(getvariable('request_document'))").fetchnumpy()
         return np.column_stack([np.asarray(result[c], dtype=np.float64) for c in self.model.feature_columns])
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from dagster_dbt import DbtCliResource, get_asset_key_for_model
 from churn_assets.automation import BATCH_FRESHNESS
 from churn_assets.ingest.assets import RAW_CUSTOMERS
 from churn_assets.ml.champion import CHAMPION_ALIAS, DRIFT_REFERENCE_ARTIFACT, version_by_alias
-from churn_assets.ml.pyfunc import RAW_COLUMNS
+from churn_assets.ml.pyfunc import RAW_COLUMNS, REQUEST_RELATION
 from churn_assets.monitoring.drift import DriftResult, build_drift_report
 from churn_assets.monitoring.profile import build_data_profile
 from churn_assets.monitoring.verdicts import Kind, record_verdict
@@ -23,7 +23,7 @@ from churn_assets.partitions import BATCHES
 from churn_assets.resources import StateDirs, Warehouse
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
-from churn_assets.transform.feature_sql import REQUEST_RELATION, STAGING_ANALYSIS, compile_analysis
+from churn_assets.transform.feature_sql import STAGING_ANALYSIS, compile_analysis
 
 STG_CUSTOMERS = get_asset_key_for_model([churn_dbt_models], "stg_customers")
 BATCH_DRIFT = dg.AssetKey(["monitoring", "batch_drift"])

@@ -1,5 +1,5 @@
 """SQL that runs outside the warehouse (serving, drift on served traffic): dbt's own compilation of the
-staging and feature macros over a relation named `request_rows`."""
+staging and feature macros over a relation named `request_rows` (`churn_assets.ml.pyfunc.REQUEST_RELATION`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from churn_assets.resources import env_override
 
 SERVING_ANALYSIS = "serving_features"
 STAGING_ANALYSIS = "staged_request_rows"
-REQUEST_RELATION = "request_rows"
 
 
 def compile_analysis(dbt: DbtCliResource, name: str) -> str:
