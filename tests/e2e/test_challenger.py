@@ -13,8 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_assets.ml.champion import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME, version_by_alias
+from churn_assets.ml.pyfunc import REQUEST_RELATION
 from churn_assets.monitoring.assets import served_records
-from churn_assets.transform.feature_sql import REQUEST_RELATION
 from serving.scoring import goes_to_challenger
 from tests.conftest import Installation
 from tests.e2e.conftest import Server, logged_rows, metric, running_server, until
