@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +29,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
 
     home: Path = Path("data")
-    landing_dir: Path | None = None
-    duckdb_path: Path | None = None
-    reports_dir: Path | None = None
-    dagster_home: Path | None = None
-    mlflow_tracking_uri: str | None = None
-    mlflow_artifacts_dir: Path | None = None
+    # Each location defaults to its place under `home` (the factories see the fields above them).
+    landing_dir: Path = Field(default_factory=lambda data: data["home"] / "landing")
+    duckdb_path: Path = Field(default_factory=lambda data: data["home"] / "warehouse.duckdb")
+    reports_dir: Path = Field(default_factory=lambda data: data["home"] / "reports")
+    dagster_home: Path = Field(default_factory=lambda data: data["home"] / "dagster")
+    mlflow_tracking_uri: str = Field(
+        default_factory=lambda data: f"sqlite:///{data['home'].expanduser().resolve() / 'mlflow' / 'mlflow.db'}"
+    )
+    mlflow_artifacts_dir: Path = Field(default_factory=lambda data: data["home"] / "mlflow" / "artifacts")
     source_csv: Path | None = None
     source_url: str = TELCO_URL
     source_sha256: str = TELCO_SHA256
@@ -47,17 +50,9 @@ class Settings(BaseSettings):
     """When true, a winning challenger waits for `churn model approve VERSION` (CHURN_PROMOTION_REQUIRES_APPROVAL)."""
 
     @model_validator(mode="after")
-    def _derive_from_home(self) -> Settings:
-        self.home = self.home.expanduser().resolve()
-        self.landing_dir = (self.landing_dir or self.home / "landing").expanduser().resolve()
-        self.duckdb_path = (self.duckdb_path or self.home / "warehouse.duckdb").expanduser().resolve()
-        self.reports_dir = (self.reports_dir or self.home / "reports").expanduser().resolve()
-        self.dagster_home = (self.dagster_home or self.home / "dagster").expanduser().resolve()
-        self.mlflow_artifacts_dir = (
-            self.mlflow_artifacts_dir or self.home / "mlflow" / "artifacts"
-        ).resolve()
-        if self.mlflow_tracking_uri is None:
-            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+    def _absolute(self) -> Settings:
+        for name in ("home", "landing_dir", "duckdb_path", "reports_dir", "dagster_home", "mlflow_artifacts_dir"):
+            setattr(self, name, getattr(self, name).expanduser().resolve())
         if self.source_csv is not None:
             self.source_csv = self.source_csv.expanduser().resolve()
         return self
