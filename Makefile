@@ -3,12 +3,13 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 # uv on PATH if there is one (with the virtualenv activated: the project's own .venv/bin/uv, a dev
-# dependency), else as a module of the machine's Python (bootstrapped with pip below).
-UV := $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
+# dependency), else the project's own once it is installed, else as a module of the machine's Python
+# (bootstrapped with pip below).
+UV := $(or $(shell command -v uv 2>/dev/null),$(wildcard $(CURDIR)/.venv/bin/uv),$(PYTHON) -m uv)
 RUN := $(UV) run --frozen --no-sync
 export CHURN_HOME ?= $(CURDIR)/data
 
-.PHONY: install manifest run test lint format ui serve mlflow-ui
+.PHONY: install manifest run test test-fast docs-test check lint types security format ui serve mlflow-ui
 
 # Bootstrap uv with pip if the machine lacks it, then install exactly what uv.lock says.
 .venv/.installed: pyproject.toml uv.lock
@@ -25,8 +26,21 @@ manifest: install
 run: manifest
 	$(RUN) churn run
 
+# The tiers (CONTRIBUTING.md): unit tests in seconds; the whole suite in random order (pytest-randomly, its
+# seed in the header) with the coverage of churn_assets and serving, failing under COVERAGE_FLOOR percent;
+# the docs' examples alone. PYTEST_ARGS adds to any of them (e.g. "-p randomly -p no:randomly", "-k drift").
+COVERAGE_FLOOR ?= 70
 test: manifest
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) --durations=15 $(PYTEST_ARGS)
+
+test-fast: manifest
+	$(RUN) pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+docs-test: manifest
+	$(RUN) pytest tests/docs $(PYTEST_ARGS)
+
+# Every static gate: lint (Python and SQL), types, security scans.
+check: lint types security
 
 lint: install
 	$(RUN) ruff check .

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(settings)
     if args.command == "ui":
+        _create_stores(settings)
         os.environ.update(settings.subprocess_env())
         os.chdir(REPO_ROOT)
         # The tools installed beside this Python (dagster, and dbt for the code server's project
@@ -75,6 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in settings.subprocess_env().items():
         print(f"export {name}={value}")
     return 0
+
+
+def _create_stores(settings: Settings) -> None:
+    """Create (and migrate) the Dagster and MLflow stores here, once, before `dagster dev` starts its
+    webserver, daemon and code server: processes creating the same empty SQLite store at once race on its
+    schema version (`UNIQUE constraint failed: alembic_version.version_num`)."""
+    import dagster as dg
+    from mlflow import MlflowClient
+
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)):
+        pass
+    MlflowClient(settings.mlflow_tracking_uri).search_registered_models(max_results=1)
 
 
 def _fetch(settings: Settings, source: Path | None) -> int:

@@ -6,14 +6,13 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from churn_assets.alerting.sensors import ALERT_SENSORS
 from churn_assets.automation import AUTOMATION_SENSORS
 from churn_assets.ingest.assets import raw_batch
 from churn_assets.jobs import ingest_batch_job, main_job
 from churn_assets.monitoring.assets import batch_drift, data_profile, served_drift
-from churn_assets.resources import StateDirs, Warehouse
+from churn_assets.resources import Dbt, StateDirs, Warehouse
 from churn_assets.sensors import landing_sensor
 from churn_assets.settings import Settings, get_settings
 from churn_assets.training.candidates import model_candidates
@@ -55,8 +54,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 reports_dir=str(settings.reports_dir),
                 prediction_log_dir=str(settings.prediction_log_dir),
             ),
-            "dbt": DbtCliResource(
-                project_dir=dbt_project, target=settings.dbt_target, dbt_executable=DBT_EXECUTABLE
+            "dbt": Dbt(
+                project_dir=str(dbt_project.project_dir),
+                profiles_dir=str(settings.dbt_profiles_dir),
+                warehouse_path=str(settings.duckdb_path),
+                target=settings.dbt_target,
+                dbt_executable=DBT_EXECUTABLE,
             ),
             "mlflow_tracking": MlflowTracking(
                 tracking_uri=str(settings.mlflow_tracking_uri),

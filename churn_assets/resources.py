@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
+import yaml
+from dagster_dbt import DbtCliInvocation, DbtCliResource
 
+from churn_assets.settings import DBT_PROJECT_DIR, write_if_changed
 
-@contextmanager
-def env_override(name: str, value: str) -> Iterator[None]:
-    """Set an environment variable for child processes started inside the block, then restore it."""
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+# The output of the installation's dbt profile that compiles analyses: an in-memory DuckDB (they read no table).
+DBT_ANALYSIS_TARGET = "analysis"
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -38,12 +31,6 @@ class Warehouse(dg.ConfigurableResource):
             yield conn
         finally:
             conn.close()
-
-    @contextmanager
-    def dbt_env(self) -> Iterator[None]:
-        """Point the dbt profile (profiles.yml reads CHURN_DUCKDB_PATH) at this warehouse for a dbt call."""
-        with env_override("CHURN_DUCKDB_PATH", self.path):
-            yield
 
 
 class StateDirs(dg.ConfigurableResource):
@@ -65,3 +52,37 @@ class StateDirs(dg.ConfigurableResource):
         path = Path(self.reports_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+class Dbt(dg.ConfigurableResource):
+    """dbt for one installation: `dbt_executable` on the project with the installation's own profile.
+
+    The profile is the project's (dbt_project/profiles.yml) with this warehouse as the `dev` output's path and
+    an in-memory output for compiling analyses, written under the installation before each call: a dbt run
+    gets the warehouse from this file, not from an environment variable set around the call.
+    """
+
+    project_dir: str
+    profiles_dir: str
+    warehouse_path: str
+    target: str
+    dbt_executable: str
+
+    def profile(self) -> str:
+        project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+        profiles = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())
+        outputs = profiles[project["profile"]]["outputs"]
+        outputs["dev"]["path"] = self.warehouse_path
+        outputs[DBT_ANALYSIS_TARGET] = {**outputs["dev"], "path": ":memory:", "threads": 1}
+        return yaml.safe_dump(profiles, sort_keys=False)
+
+    def cli(self, args: list[str], *, target: str | None = None, **kwargs: Any) -> DbtCliInvocation:
+        """`DbtCliResource.cli` (same keyword arguments: context, raise_on_error, ...) on this installation."""
+        write_if_changed(Path(self.profiles_dir) / "profiles.yml", self.profile())
+        resource = DbtCliResource(
+            project_dir=self.project_dir,
+            profiles_dir=self.profiles_dir,
+            target=target or self.target,
+            dbt_executable=self.dbt_executable,
+        )
+        return resource.cli(args, **kwargs)

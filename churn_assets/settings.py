@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     reports_dir: Path = Field(default_factory=lambda data: data["home"] / "reports")
     dagster_home: Path = Field(default_factory=lambda data: data["home"] / "dagster")
     mlflow_tracking_uri: str = Field(
-        default_factory=lambda data: f"sqlite:///{data['home'].expanduser().resolve() / 'mlflow' / 'mlflow.db'}"
+        default_factory=lambda data: (
+            f"sqlite:///{data['home'].expanduser().resolve() / 'mlflow' / 'mlflow.db'}"
+        )
     )
     mlflow_artifacts_dir: Path = Field(default_factory=lambda data: data["home"] / "mlflow" / "artifacts")
     source_csv: Path | None = None
@@ -51,7 +53,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _absolute(self) -> Settings:
-        for name in ("home", "landing_dir", "duckdb_path", "reports_dir", "dagster_home", "mlflow_artifacts_dir"):
+        for name in (
+            "home",
+            "landing_dir",
+            "duckdb_path",
+            "reports_dir",
+            "dagster_home",
+            "mlflow_artifacts_dir",
+        ):
             setattr(self, name, getattr(self, name).expanduser().resolve())
         if self.source_csv is not None:
             self.source_csv = self.source_csv.expanduser().resolve()
@@ -61,6 +70,11 @@ class Settings(BaseSettings):
     def prediction_log_dir(self) -> Path:
         """Where the prediction server logs what it served (Parquet), read by the drift report."""
         return self.home / "serving" / "predictions"
+
+    @property
+    def dbt_profiles_dir(self) -> Path:
+        """The installation's dbt profiles.yml, naming this warehouse (written by `churn_assets.resources.Dbt`)."""
+        return self.home / "dbt"
 
     def ensure_dirs(self) -> None:
         """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers).
@@ -74,10 +88,7 @@ class Settings(BaseSettings):
         for path in (self.landing_dir, self.reports_dir, self.dagster_home, self.mlflow_artifacts_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        instance_yaml = self.dagster_home / "dagster.yaml"
-        template = DAGSTER_YAML_TEMPLATE.read_text()
-        if not instance_yaml.exists() or instance_yaml.read_text() != template:
-            instance_yaml.write_text(template)
+        write_if_changed(self.dagster_home / "dagster.yaml", DAGSTER_YAML_TEMPLATE.read_text())
 
     def subprocess_env(self) -> dict[str, str]:
         """Variables that child processes (dbt, dagster dev, mlflow) read to find this installation."""
@@ -88,6 +99,12 @@ class Settings(BaseSettings):
             "DAGSTER_HOME": str(self.dagster_home),
             "MLFLOW_TRACKING_URI": str(self.mlflow_tracking_uri),
         }
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def restrict_to_owner() -> None:

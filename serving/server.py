@@ -16,45 +16,44 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
+import litserve as ls
 import orjson
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from mlflow import MlflowClient
 from pydantic import ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from churn_assets.ml.champion import CHALLENGER_ALIAS
 from churn_assets.settings import restrict_to_owner
+from serving import metrics, scoring
 from serving.config import ServeSettings
-
-SETTINGS = ServeSettings()
-# prometheus_client reads this at import: set it before serving.metrics (and edge) import it.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(SETTINGS.metrics_dir))
-SETTINGS.metrics_dir.mkdir(parents=True, exist_ok=True)
-
-import litserve as ls  # noqa: E402
-
-from serving import metrics, scoring  # noqa: E402
-from serving.edge import EdgeMiddleware, header_timeout_protocol  # noqa: E402
-from serving.model_store import LoadedModel, ModelStore  # noqa: E402
-from serving.payload import Refused, parse_body  # noqa: E402
-from serving.prediction_log import PredictionLog  # noqa: E402
-from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction  # noqa: E402
-from serving.scoring import Arm  # noqa: E402
-from serving.spec import Answer, Body, ScoringSpec  # noqa: E402
-from serving.validation import Batch, validate  # noqa: E402
-from serving.workers import forget_dead, live_statuses, write_status  # noqa: E402
+from serving.edge import EdgeMiddleware, header_timeout_protocol
+from serving.model_store import LoadedModel, ModelStore
+from serving.payload import Refused, parse_body
+from serving.prediction_log import PredictionLog
+from serving.schemas import EXAMPLE, BatchPrediction, CustomerRecord, Prediction
+from serving.scoring import Arm
+from serving.spec import Answer, Body, ScoringSpec
+from serving.validation import Batch, validate
+from serving.workers import forget_dead, live_statuses, write_status
 
 log = logging.getLogger("serving")
 
 
-class BatchRequest(
-    RootModel[Annotated[list[CustomerRecord], Field(min_length=1, max_length=SETTINGS.batch_limit)]]
-):
-    """A non-empty list of records, at most CHURN_BATCH_LIMIT of them (over it: 413). Documents the body of
-    /batch-predict; the worker validates it column-wise (`serving.validation`)."""
+def batch_request_model(limit: int) -> type[RootModel]:
+    """The documented body of /batch-predict: a non-empty list of at most `limit` records (over it: 413).
+    The worker validates it column-wise (`serving.validation`); this model only documents it."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE]]})
+    class BatchRequest(RootModel[Annotated[list[CustomerRecord], Field(min_length=1, max_length=limit)]]):
+        """A non-empty list of records, at most CHURN_BATCH_LIMIT of them."""
+
+        model_config = ConfigDict(json_schema_extra={"examples": [[EXAMPLE]]})
+
+    return BatchRequest
 
 
 class _ScoringAPI(ls.LitAPI):
@@ -208,18 +207,19 @@ class BatchPredictAPI(_ScoringAPI):
     batch_input = True
 
 
-# The scoring routes as documented: request model, response model, summary (the worker does the validating).
-ROUTE_DOCS = {
-    "/predict": (CustomerRecord, Prediction, "Score one customer record."),
-    "/batch-predict": (
-        BatchRequest,
-        BatchPrediction,
-        "Score a JSON list of records, or a text/csv body with the data set's header (at most CHURN_BATCH_LIMIT).",
-    ),
-}
+def route_docs(batch_limit: int) -> dict[str, tuple[type, type, str]]:
+    """The scoring routes as documented: request model, response model, summary (the worker validates)."""
+    return {
+        "/predict": (CustomerRecord, Prediction, "Score one customer record."),
+        "/batch-predict": (
+            batch_request_model(batch_limit),
+            BatchPrediction,
+            "Score a JSON list of records, or a text/csv body with the data set's header (at most CHURN_BATCH_LIMIT).",
+        ),
+    }
 
 
-def _document_scoring_routes(app: Any) -> None:
+def _document_scoring_routes(app: Any, docs: dict[str, tuple[type, type, str]]) -> None:
     """LitServe registers a spec's routes bare: give them their request and response schemas.
 
     The request models are added to the schema's components (FastAPI adds only the models of parameters
@@ -227,8 +227,8 @@ def _document_scoring_routes(app: Any) -> None:
     """
     components = "#/components/schemas/{model}"
     for route in list(app.routes):
-        if getattr(route, "path", None) in ROUTE_DOCS and "POST" in getattr(route, "methods", ()):
-            request_model, response_model, summary = ROUTE_DOCS[route.path]
+        if getattr(route, "path", None) in docs and "POST" in getattr(route, "methods", ()):
+            request_model, response_model, summary = docs[route.path]
             app.routes.remove(route)
             app.add_api_route(
                 route.path,
@@ -256,12 +256,40 @@ def _document_scoring_routes(app: Any) -> None:
         if app.openapi_schema is None:
             schema = generate()
             _, defined = models_json_schema(
-                [(model, "validation") for model, _, _ in ROUTE_DOCS.values()], ref_template=components
+                [(model, "validation") for model, _, _ in docs.values()], ref_template=components
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defined["$defs"])
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def _serve_docs_locally(app: Any) -> None:
+    """Swagger UI from the files of the `fastapi-offline` package rather than FastAPI's default CDN, so
+    /docs works on a machine without internet. Replaces FastAPI's own /docs and /redoc pages."""
+    for route in list(app.routes):
+        if getattr(route, "path", None) in ("/docs", "/redoc", app.swagger_ui_oauth2_redirect_url):
+            app.routes.remove(route)
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=static), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get(app.swagger_ui_oauth2_redirect_url, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def _described(model: LoadedModel | None) -> dict[str, Any] | None:
@@ -322,7 +350,8 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
     for route in app.routes:  # LitServe's own plain-text routes; /health and /model-info are ours
         if getattr(route, "path", "") in ("/", "/litserve/health", "/litserve/info"):
             route.include_in_schema = False
-    _document_scoring_routes(app)
+    _document_scoring_routes(app, route_docs(settings.batch_limit))
+    _serve_docs_locally(app)
     api_paths = [api.api_path for api in apis]
 
     @app.get("/metrics", tags=["operations"])
@@ -393,14 +422,15 @@ def _challenger_info(statuses: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    settings = SETTINGS
+def main(settings: ServeSettings) -> None:
+    """Run the server (`python -m serving`); PROMETHEUS_MULTIPROC_DIR must already name
+    `settings.metrics_dir`, set before prometheus_client was first imported (`serving.__main__` does)."""
     restrict_to_owner()  # the prediction log holds every scored record: owner-only files
     for directory in (settings.metrics_dir, settings.status_dir):  # state of a previous server
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
     # Create (and migrate) the tracking store once here: workers starting together on an empty home would race.
-    tracking_uri = str(settings.paths.mlflow_tracking_uri)
+    tracking_uri = settings.paths.mlflow_tracking_uri
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     MlflowClient(tracking_uri).search_registered_models(max_results=1)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +84,66 @@ FORCED = {"ops": {"ml__training_snapshot": {"config": {"force": True}}}}
 
 
 @pytest.fixture(scope="session")
-def materialized(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterator[Installation]:
-    """A session-wide installation where the whole graph (the batch, then the main job) ran once on the real data."""
+def golden(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterator[Installation]:
+    """The installation every test module starts from: the batch, then the main job, run once on the real data.
+
+    Never handed to a test: tests get `materialized`, their module's own copy, so nothing a test writes is
+    seen by another module, whatever the order the modules run in.
+    """
     from churn_assets.ingest.fetch import land_dataset
 
-    for inst in new_installation(tmp_path_factory.mktemp("materialized") / "home"):
+    for inst in new_installation(tmp_path_factory.mktemp("golden") / "home"):
         s = inst.settings
         land_dataset(s.landing_dir, source=real_csv, url=s.source_url, expected_sha256=s.source_sha256)
         inst.first_result = inst.run_all(FAST_TRAINING)
         yield inst
+
+
+def copy_installation(source: Installation, home: Path) -> Iterator[Installation]:
+    """A complete, separate copy of `source` at `home`: files copied, and the absolute paths the SQLite
+    stores keep (MLflow's artifact locations, Dagster's event records) moved from the old home to the new."""
+    shutil.copytree(source.settings.home, home)
+    old, new = str(source.settings.home), str(home.resolve())
+    for database in home.rglob("*.db"):
+        relocate(database, old, new)
+    for inst in new_installation(home):
+        inst.first_result = source.first_result
+        yield inst
+
+
+def relocate(database: Path, old: str, new: str) -> None:
+    with closing(sqlite3.connect(database)) as conn, conn:
+        tables = [t for (t,) in conn.execute("select name from sqlite_master where type = 'table'")]
+        for table in tables:
+            for _, column, kind, *_ in conn.execute(f'pragma table_info("{table}")'):
+                if any(word in kind.upper() for word in ("CHAR", "TEXT", "CLOB")) or not kind:
+                    conn.execute(
+                        f'update "{table}" set "{column}" = replace("{column}", ?, ?) '
+                        f'where typeof("{column}") = \'text\' and instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )
+
+
+@pytest.fixture(scope="module")
+def materialized(golden: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    """This module's own copy of the golden installation (the whole graph materialized on the real data)."""
+    yield from copy_installation(golden, tmp_path_factory.mktemp("materialized") / "home")
+
+
+@pytest.fixture
+def materialized_copy(golden: Installation, tmp_path: Path) -> Iterator[Installation]:
+    """A copy of the golden installation for one test alone: for tests that land data, train or move aliases
+    while the other tests of their module read `materialized`."""
+    yield from copy_installation(golden, tmp_path / "home")
+
+
+# Tiers by folder: `make test-fast` runs what neither marker selects (tests/unit, in seconds).
+TIERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e, "docs": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        tier = TIERS.get(item.path.relative_to(tests_dir).parts[0])
+        if tier is not None:
+            item.add_marker(tier)

@@ -1,7 +1,8 @@
-"""Shared Evidently plumbing: explicit column typing and warning hygiene."""
+"""Shared Evidently plumbing: explicit column typing, telemetry off and warning hygiene."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ def to_dataset(
     """
     from evidently import DataDefinition, Dataset
 
+    telemetry_off()
     definition = DataDefinition(
         id_column=id_column,
         numerical_columns=list(numerical),
@@ -44,6 +46,13 @@ def to_dataset(
         list_columns=[],
     )
     return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def telemetry_off() -> None:
+    """No report phones home: Evidently reads these when it would send usage data, not at import, and every
+    report runs on datasets made by `to_dataset`, which calls this first (a user's own values are kept)."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")
 
 
 @contextmanager

@@ -4,15 +4,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
 from churn_assets.automation import BATCH_FRESHNESS, DBT_CONDITION
-from churn_assets.resources import Warehouse
+from churn_assets.resources import Dbt
 from churn_assets.transform.project import dbt_project
 
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
-    """Groups models by layer; rebuilds them when a batch added customers (``DBT_CONDITION``)."""
+    """dbt sources in the `ingestion` group, models in `transform`; models carry the batch freshness policy
+    and rebuild when a batch added customers (``DBT_CONDITION``)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
@@ -40,6 +41,5 @@ translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_cod
     dagster_dbt_translator=translator,
     pool="duckdb",
 )
-def churn_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    with warehouse.dbt_env():
-        yield from dbt.cli(["build"], context=context).stream()
+def churn_dbt_models(context: dg.AssetExecutionContext, dbt: Dbt):
+    yield from dbt.cli(["build"], context=context).stream()

@@ -7,15 +7,13 @@ import hashlib
 import os
 from pathlib import Path
 
-from dagster_dbt import DbtCliResource
-
-from churn_assets.resources import env_override
+from churn_assets.resources import DBT_ANALYSIS_TARGET, Dbt
 
 SERVING_ANALYSIS = "serving_features"
 STAGING_ANALYSIS = "staged_request_rows"
 
 
-def compile_analysis(dbt: DbtCliResource, name: str) -> str:
+def compile_analysis(dbt: Dbt, name: str) -> str:
     """Compile one analysis over `request_rows`; it reads no table, so an in-memory DuckDB suffices.
 
     The result depends only on the project's SQL and settings (an analysis reads no table), so it is kept
@@ -27,8 +25,7 @@ def compile_analysis(dbt: DbtCliResource, name: str) -> str:
     cached = project / "target" / "compiled_analyses" / f"{name}-{digest}.sql"
     if cached.exists():
         return cached.read_text()
-    with env_override("CHURN_DUCKDB_PATH", ":memory:"):
-        invocation = dbt.cli(["compile", "--select", name, "--quiet"]).wait()
+    invocation = dbt.cli(["compile", "--select", name, "--quiet"], target=DBT_ANALYSIS_TARGET).wait()
     (compiled,) = invocation.target_path.glob(f"compiled/**/analyses/{name}.sql")
     sql = compiled.read_text()
     cached.parent.mkdir(parents=True, exist_ok=True)

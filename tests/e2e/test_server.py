@@ -14,11 +14,10 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
+from churn_assets.ml.champion import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
 from churn_assets.ml.matrix import feature_matrix
 from tests.conftest import Installation
 from tests.e2e.conftest import Server, logged_rows, metric, running_server, until
-
-MODEL = "telco-churn"
 
 
 def test_single_record_from_the_csv_is_scored(server: Server, csv_records) -> None:
@@ -29,7 +28,7 @@ def test_single_record_from_the_csv_is_scored(server: Server, csv_records) -> No
     assert body["customerID"] == csv_records[0]["customerID"]
     assert 0 < body["churn_probability"] < 1
     assert body["risk_band"] in {"low", "medium", "high"}
-    assert body["model_version"] == "1" and body["model_alias"] == "champion"
+    assert body["model_version"] == "1" and body["model_alias"] == CHAMPION_ALIAS
     assert len(body["request_id"]) == 32
     assert body["top_features"] is None
 
@@ -78,7 +77,7 @@ def test_parity_all_rows_served_equal_the_offline_pipeline(
     assert len(served) == 7043
 
     mlflow.set_tracking_uri(materialized.settings.mlflow_tracking_uri)
-    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").unwrap_python_model()
+    champion = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}").unwrap_python_model()
     with duckdb.connect(str(materialized.settings.duckdb_path), read_only=True) as conn:
         mart = conn.sql("select * from marts.customer_features where customer_id not like 'NEW-%'").pl()
     mart = mart.filter(pl.col("customer_id").is_in(list(served)))
@@ -106,7 +105,7 @@ def test_prediction_log_holds_what_was_served(server: Server, csv_records) -> No
     with server.client() as http:
         body = http.post("/predict", json=csv_records[5]).json()
     row = logged_rows(server, body["request_id"]).row(0, named=True)
-    assert (row["model_version"], row["model_alias"], row["shadow"]) == ("1", "champion", False)
+    assert (row["model_version"], row["model_alias"], row["shadow"]) == ("1", CHAMPION_ALIAS, False)
     assert row["endpoint"] == "/predict"
     assert row["customer_id"] == csv_records[5]["customerID"]
     assert row["churn_probability"] == body["churn_probability"]
@@ -163,12 +162,12 @@ def test_malformed_bodies_get_clear_4xx_and_no_worker_dies(server: Server, csv_r
 def test_model_info_describes_the_served_model(server: Server) -> None:
     with server.client() as http:
         info = http.get("/model-info").json()
-    assert info["name"] == MODEL and info["version"] == "1"
+    assert info["name"] == MODEL_NAME and info["version"] == "1"
     assert info["test_metrics"]["test_roc_auc"] >= 0.83
     assert 0 < info["threshold"] < 1
     assert "tenure_months" in info["features"]
     assert info["data_version"] and info["run_id"] and info["trained_at"]
-    assert info["alias"] == "champion"  # no challenger configured: none followed, none loaded
+    assert info["alias"] == CHAMPION_ALIAS  # no challenger configured: none followed, none loaded
     assert (info["challenger_share"], info["shadow_challenger"], info["challenger"]) == (0, False, None)
 
 
@@ -186,8 +185,8 @@ def test_metrics_add_up_across_two_workers(server: Server, csv_records) -> None:
     assert delta("churn_request_latency_seconds_count", endpoint="/predict") == 41
     assert delta("churn_batch_size_count") == 40
     assert delta("churn_prediction_probability_count") == 40
-    assert delta("churn_predictions_total", alias="champion", shadow="false") == 40
-    assert delta("churn_predictions_total", alias="challenger") == 0
+    assert delta("churn_predictions_total", alias=CHAMPION_ALIAS, shadow="false") == 40
+    assert delta("churn_predictions_total", alias=CHALLENGER_ALIAS) == 0
     assert metric(after, "churn_model_version_info", version="1") == 4  # 2 workers x 2 APIs
     worker_pids = {
         line.split('pid="')[1].split('"')[0]
@@ -201,9 +200,11 @@ def test_hot_swap_under_load_fails_no_request(
     server: Server, materialized: Installation, csv_records
 ) -> None:
     client = MlflowClient(materialized.settings.mlflow_tracking_uri)
-    v1 = client.get_model_version(MODEL, "1")
-    v2 = client.create_model_version(MODEL, source=v1.source, run_id=v1.run_id, tags=dict(v1.tags))
-    broken = client.create_model_version(MODEL, source=str(server.home / "no-such-model"), run_id=v1.run_id)
+    v1 = client.get_model_version(MODEL_NAME, "1")
+    v2 = client.create_model_version(MODEL_NAME, source=v1.source, run_id=v1.run_id, tags=dict(v1.tags))
+    broken = client.create_model_version(
+        MODEL_NAME, source=str(server.home / "no-such-model"), run_id=v1.run_id
+    )
     stop = time.monotonic() + 1e9
     results: list[tuple[int, str]] = []
 
@@ -219,9 +220,9 @@ def test_hot_swap_under_load_fails_no_request(
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(hammer) for _ in range(4)]
             time.sleep(2)
-            client.set_registered_model_alias(MODEL, "champion", v2.version)
+            client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, v2.version)
             assert until(lambda: _served_versions(server) == {str(v2.version)}, 30)
-            client.set_registered_model_alias(MODEL, "champion", broken.version)
+            client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, broken.version)
             assert until(lambda: _load_errors(server), 30)
             with server.client() as http:  # still serving v2, and saying the champion did not load
                 health = http.get("/health")
@@ -232,7 +233,7 @@ def test_hot_swap_under_load_fails_no_request(
             for f in futures:
                 f.result()
     finally:
-        client.set_registered_model_alias(MODEL, "champion", "1")
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, "1")
     assert results and all(status == 200 for status, _ in results)
     versions = [v for _, v in results]
     assert "1" in versions and str(v2.version) in versions
@@ -291,7 +292,7 @@ def test_health_is_503_with_a_reason_before_a_model_exists(tmp_path: Path) -> No
     ):
         health = http.get("/health")
         assert health.status_code == 503
-        assert "telco-churn@champion" in health.json()["reason"]
+        assert f"{MODEL_NAME}@{CHAMPION_ALIAS}" in health.json()["reason"]
         assert http.get("/model-info").status_code == 503
         assert http.post("/predict", json={"gender": "Female"}).status_code == 422
 
@@ -305,8 +306,8 @@ def test_drift_report_reads_the_served_traffic(
     from churn_assets.definitions import build_definitions
     from churn_assets.monitoring.assets import SERVED_DRIFT, served_drift
 
-    with server.client() as http:
-        assert http.post("/batch-predict", json=csv_records[:2000]).status_code == 200
+    with server.client() as http:  # more than the drift window, whatever other tests served before
+        assert http.post("/batch-predict", json=csv_records).status_code == 200
     time.sleep(1.5)  # two flush intervals of the prediction log
     defs = build_definitions(materialized.settings)
     result = dg.materialize([served_drift], resources=defs.resources, instance=materialized.instance)

@@ -66,7 +66,9 @@ def test_data_profile_is_written(materialized: Installation) -> None:
     assert (materialized.settings.reports_dir / "data_profile").is_dir()
 
 
-def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Installation, real_csv) -> None:
+def test_corrupted_batch_keeps_good_rows_and_next_file_loads(
+    materialized_copy: Installation, real_csv
+) -> None:
     """Batches made at test time from the real file: corrupted records, a non-CSV file, a good new batch."""
     lines = real_csv.read_text().splitlines()
     header, rows = lines[0], lines[1:]
@@ -85,14 +87,14 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
         rows[5].replace(ids[5], separated_id, 1),
         rows[6].replace(ids[6], f'"{broken_id}"', 1),  # a quoted line break: the record is lines 8-9
     ]
-    landing = materialized.settings.landing_dir
+    landing = materialized_copy.settings.landing_dir
     (landing / "b1_corrupted.csv").write_text("\n".join([header, *corrupted]) + "\n")
     (landing / "b2_report.pdf").write_bytes(b"%PDF-1.7\n\xe2\xe3\xcf\xd3 binary")
     renamed = [f"NEW-{i:04d}{r[r.index(',') :]}" for i, r in enumerate(rows[:20])]
     (landing / "b3_new_customers.csv").write_text("\n".join([header, *renamed]) + "\n")
     (landing / "b4_header_only.csv").write_text(header + "\n")
 
-    results = materialized.ingest()  # one run per landed file, as the landing sensor requests them
+    results = materialized_copy.ingest()  # one run per landed file, as the landing sensor requests them
 
     assert all(r.success for r in results)
     files = {}
@@ -118,7 +120,7 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
         done = {e.asset_key for e in result.get_asset_materialization_events()}
         assert done == {LANDED_FILES}
     reasons = _query(
-        materialized,
+        materialized_copy,
         "select _row_number, reason from raw.rejected_rows where _source_file = 'b1_corrupted.csv' order by 1",
     )
     assert [n for n, _ in reasons] == [3, 4, 5, 7, 8]
@@ -129,19 +131,21 @@ def test_corrupted_batch_keeps_good_rows_and_next_file_loads(materialized: Insta
     assert reasons[3][1] == f"{unsafe_id} '{separated_id.encode('unicode_escape').decode()}'"
     assert reasons[4][1] == f"{unsafe_id} '{broken_id.encode('unicode_escape').decode()}'"
     assert _query(
-        materialized,
+        materialized_copy,
         "select rows_in_file, rows_accepted, rows_rejected from raw.landed_files "
         "where source_file = 'b1_corrupted.csv'",
     ) == [(7, 2, 5)]
     assert _query(
-        materialized, "select count(*) from raw.customers where _source_file = 'b1_corrupted.csv'"
+        materialized_copy, "select count(*) from raw.customers where _source_file = 'b1_corrupted.csv'"
     ) == [(2,)]
     refused = dict(
-        _query(materialized, "select source_file, reason from raw.landed_files where status = 'rejected'")
+        _query(
+            materialized_copy, "select source_file, reason from raw.landed_files where status = 'rejected'"
+        )
     )
     assert "not UTF-8" in refused["b2_report.pdf"]
     assert refused["b4_header_only.csv"] == "b4_header_only.csv: header only, no records"
-    assert _query(materialized, "select count(*) from marts.customer_features") == [(7043 + 20,)]
+    assert _query(materialized_copy, "select count(*) from marts.customer_features") == [(7043 + 20,)]
 
-    assert materialized.ingest() == []  # a re-scan requests nothing already recorded
-    assert _query(materialized, "select count(*) from raw.customers") == [(7043 + 22,)]
+    assert materialized_copy.ingest() == []  # a re-scan requests nothing already recorded
+    assert _query(materialized_copy, "select count(*) from raw.customers") == [(7043 + 22,)]

@@ -15,19 +15,22 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_assets.jobs import MAIN_JOB
+from churn_assets.ml.champion import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
 from churn_assets.ml.families import CANDIDATES
 from churn_assets.monitoring.assets import BATCH_DRIFT, champion_reference
 from churn_assets.monitoring.drift import build_drift_report
-from churn_assets.training.tracking import DAGSTER_RUN_TAG, MlflowTracking
+from churn_assets.training.tracking import DAGSTER_RUN_TAG, EXPERIMENT_NAME, MlflowTracking
 from tests.conftest import FAST_TRAINING, FORCED, Installation
 
-MODEL = "telco-churn"
+
+def _client(inst: Installation) -> MlflowClient:
+    mlflow.set_tracking_uri(inst.settings.mlflow_tracking_uri)
+    return MlflowClient(inst.settings.mlflow_tracking_uri)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(materialized: Installation) -> MlflowClient:
-    mlflow.set_tracking_uri(materialized.settings.mlflow_tracking_uri)
-    return MlflowClient(materialized.settings.mlflow_tracking_uri)
+    return _client(materialized)
 
 
 def _metadata(result, key: list[str]) -> dict:
@@ -52,7 +55,7 @@ def test_champion_passes_the_gate_on_real_data(materialized: Installation, clien
     )  # the honest range for this file; above it, suspect a leak
     assert evaluation["test_roc_auc_ci_low"] < evaluation["test_roc_auc"] < evaluation["test_roc_auc_ci_high"]
     assert evaluation["test_pr_auc"] >= 0.60
-    champion = client.get_model_version_by_alias(MODEL, "champion")
+    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
     run = client.get_run(champion.run_id)
     for name in ("test_roc_auc", "test_pr_auc", "test_f1", "test_brier", "test_log_loss"):
         assert name in run.data.metrics
@@ -62,7 +65,7 @@ def test_champion_passes_the_gate_on_real_data(materialized: Installation, clien
 
 def test_champion_scores_raw_csv_records_from_the_registry(materialized: Installation, real_csv) -> None:
     records = pl.read_csv(real_csv, infer_schema=False).drop("Churn").head(200).to_pandas()
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
     scored = model.predict(records)
     proba = scored["churn_probability"].to_numpy()
     assert len(proba) == 200
@@ -76,7 +79,7 @@ def test_champion_scores_raw_csv_records_from_the_registry(materialized: Install
 def test_mlflow_holds_parent_run_nested_candidates_and_trials(
     materialized: Installation, client: MlflowClient
 ) -> None:
-    (experiment,) = [e for e in client.search_experiments() if e.name == "telco-churn"]
+    (experiment,) = [e for e in client.search_experiments() if e.name == EXPERIMENT_NAME]
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     run_id = materialized.first_result.main.run_id
     (parent,) = [r for r in runs if r.data.tags.get(DAGSTER_RUN_TAG) == run_id]
@@ -99,7 +102,7 @@ def test_evaluation_reports_repeated_cv_quality_with_a_noise_verdict(
     materialized: Installation, client: MlflowClient
 ) -> None:
     evaluation = _metadata(materialized.first_result, ["ml", "evaluation_report"])
-    (experiment,) = [e for e in client.search_experiments() if e.name == "telco-churn"]
+    (experiment,) = [e for e in client.search_experiments() if e.name == EXPERIMENT_NAME]
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     (parent,) = [r for r in runs if r.data.tags.get(DAGSTER_RUN_TAG) == materialized.first_result.main.run_id]
     (logged,) = [
@@ -130,14 +133,13 @@ def test_evaluation_reports_repeated_cv_quality_with_a_noise_verdict(
     assert set(report["families"]) == set(CANDIDATES) and report["chosen"] == chosen
 
 
-def test_a_model_trained_on_shuffled_labels_is_refused_and_recorded(
-    materialized: Installation, client: MlflowClient
-) -> None:
-    before = client.get_model_version_by_alias(MODEL, "champion").version
-    challenger_before = client.get_model_version_by_alias(MODEL, "challenger").version
+def test_a_model_trained_on_shuffled_labels_is_refused_and_recorded(materialized_copy: Installation) -> None:
+    client = _client(materialized_copy)
+    before = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version
+    challenger_before = client.get_model_version_by_alias(MODEL_NAME, CHALLENGER_ALIAS).version
     training = {**FAST_TRAINING["ops"]["model_candidates"]["config"], "shuffle_labels": True}
     config = {"ops": {"model_candidates": {"config": training}, **FORCED["ops"]}}
-    result = materialized.run_job(MAIN_JOB, config)
+    result = materialized_copy.run_job(MAIN_JOB, config)
 
     assert result.success  # a refusal is a decision, not a failed run
     gate = {
@@ -151,9 +153,10 @@ def test_a_model_trained_on_shuffled_labels_is_refused_and_recorded(
     assert dg.AssetKey(["ml", "champion_model"]) not in materialized_keys
     decision = _metadata(result, ["ml", "promotion_decision"])
     assert decision["outcome"] == "refused" and "floor checks failed" in decision["reason"]
-    assert client.get_model_version_by_alias(MODEL, "champion").version == before
-    assert client.get_model_version_by_alias(MODEL, "challenger").version == challenger_before  # floors first
-    refused = client.get_model_version(MODEL, str(decision["version"]))
+    assert client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version == before
+    # floors first: a refused version never becomes the challenger
+    assert client.get_model_version_by_alias(MODEL_NAME, CHALLENGER_ALIAS).version == challenger_before
+    refused = client.get_model_version(MODEL_NAME, str(decision["version"]))
     assert refused.tags["gate.roc_auc_floor"] == "failed"
     assert refused.tags["decision"] == "refused"
 
@@ -167,14 +170,14 @@ def _staged_test_split(inst: Installation) -> pl.DataFrame:
 
 
 def test_drift_check_passes_on_a_random_split_and_fails_on_a_shifted_copy(
-    materialized: Installation, client: MlflowClient, real_csv, tmp_path
+    materialized_copy: Installation, real_csv, tmp_path
 ) -> None:
     tracking = MlflowTracking(
-        tracking_uri=materialized.settings.mlflow_tracking_uri,
-        artifact_root=str(materialized.settings.mlflow_artifacts_dir),
+        tracking_uri=materialized_copy.settings.mlflow_tracking_uri,
+        artifact_root=str(materialized_copy.settings.mlflow_artifacts_dir),
     )
     _, reference = champion_reference(tracking)
-    held_out = _staged_test_split(materialized).to_pandas()
+    held_out = _staged_test_split(materialized_copy).to_pandas()
     calm = build_drift_report(reference, held_out, tmp_path / "calm", drift_share_threshold=0.1)
     assert not calm.drift_detected and calm.drift_share < 0.1
 
@@ -191,9 +194,11 @@ def test_drift_check_passes_on_a_random_split_and_fails_on_a_shifted_copy(
         total = fields[cols.index("TotalCharges")].strip()
         fields[cols.index("TotalCharges")] = f"{float(total) * 1.5:.2f}" if total else " "
         shifted.append(",".join(fields))
-    (materialized.settings.landing_dir / "zz_shifted.csv").write_text("\n".join([header, *shifted]) + "\n")
+    (materialized_copy.settings.landing_dir / "zz_shifted.csv").write_text(
+        "\n".join([header, *shifted]) + "\n"
+    )
 
-    (result,) = materialized.ingest()  # the batch's run: ingestion, then its drift report
+    (result,) = materialized_copy.ingest()  # the batch's run: ingestion, then its drift report
 
     assert result.success
     (check,) = [
@@ -209,11 +214,11 @@ def test_drift_check_passes_on_a_random_split_and_fails_on_a_shifted_copy(
     assert {"monthly_charges", "contract"} <= set(meta["drifted_columns"])
 
 
-def test_no_training_on_the_data_the_champion_was_trained_on(materialized: Installation) -> None:
+def test_no_training_on_the_data_the_champion_was_trained_on(materialized_copy: Installation) -> None:
     """A forced training run, then the main job again with nothing landed: same data version, no training."""
-    forced = materialized.run_job(MAIN_JOB, {"ops": {**FAST_TRAINING["ops"], **FORCED["ops"]}})
+    forced = materialized_copy.run_job(MAIN_JOB, {"ops": {**FAST_TRAINING["ops"], **FORCED["ops"]}})
     assert forced.success
-    result = materialized.run_job(MAIN_JOB, FAST_TRAINING)
+    result = materialized_copy.run_job(MAIN_JOB, FAST_TRAINING)
 
     assert result.success
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

@@ -78,3 +78,44 @@ def test_the_churn_cli_writes_owner_only_files(tmp_path: Path) -> None:
     assert stat.S_IMODE((s.dagster_home / "dagster.yaml").stat().st_mode) == 0o600
     for directory in (s.home, s.landing_dir, s.dagster_home, s.mlflow_artifacts_dir):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+@pytest.mark.integration  # a real dbt call: seconds
+def test_the_installation_dbt_profile_names_its_own_warehouse(tmp_path: Path) -> None:
+    import yaml
+
+    from churn_assets.definitions import build_definitions
+
+    s = Settings(home=tmp_path / "home", duckdb_path=tmp_path / "elsewhere" / "w.duckdb")
+    dbt = build_definitions(s).resources["dbt"]
+    profiles = yaml.safe_load(dbt.profile())
+    (outputs,) = [p["outputs"] for p in profiles.values()]
+    assert outputs["dev"]["path"] == str(tmp_path / "elsewhere" / "w.duckdb")
+    assert outputs["analysis"]["path"] == ":memory:"
+    assert outputs["prod"]["path"].startswith("md:")  # the project's other outputs are kept as they are
+
+    dbt.cli(["debug"], target="analysis").wait()  # a real dbt call reads the written profile
+    assert yaml.safe_load((s.dbt_profiles_dir / "profiles.yml").read_text()) == profiles
+
+
+# What the code imports, imported first: their own changes at import (MLflow's telemetry session id, jemalloc
+# settings of the native libraries) are theirs; the test holds the project's modules to none.
+LIBRARIES = "dagster, dagster_dbt, mlflow, polars, pyarrow, duckdb, pandas, sklearn, xgboost, litserve, fastapi"
+PROJECT = "churn_assets.definitions, churn_assets.monitoring.drift, churn_assets.monitoring.profile, serving.server"
+
+
+@pytest.mark.integration  # imports everything in a fresh interpreter: seconds
+def test_importing_the_code_changes_no_environment_and_writes_nothing(tmp_path: Path) -> None:
+    """No side effects at import: the definitions, the reports' modules and the server."""
+    probe = (
+        f"import os, json; import {LIBRARIES}; before = dict(os.environ); import {PROJECT}; "
+        "print(json.dumps(sorted(set(os.environ.items()) ^ set(before.items()))))"
+    )
+    home = tmp_path / "home"
+    env = {**os.environ, "CHURN_HOME": str(home)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    assert not home.exists()
