@@ -57,6 +57,8 @@ ui: manifest
 serve: install
 	$(RUN) python -m serving
 
-# MLflow UI on the same tracking store (parent runs, nested trials, registered model and aliases).
+# MLflow UI on the same tracking store (parent runs, nested trials, registered model and aliases), at
+# CHURN_MLFLOW_UI_HOST:CHURN_MLFLOW_UI_PORT (default 127.0.0.1:5000).
 mlflow-ui: install
-	eval "$$($(RUN) churn env)" && $(RUN) mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" --host 127.0.0.1 --port 5000
+	eval "$$($(RUN) churn env)" && $(RUN) mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" \
+		--host "$$CHURN_MLFLOW_UI_HOST" --port "$$CHURN_MLFLOW_UI_PORT"

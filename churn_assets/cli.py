@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="fetch the data if missing and materialize the whole graph headless")
     commands.add_parser(
         "ui",
-        help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation, port $CHURN_UI_PORT",
+        help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation, at $CHURN_UI_HOST:$CHURN_UI_PORT",
     )
     commands.add_parser("env", help="print the environment variables of this installation")
 
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         # preparation) come first on PATH, as under `make ui`, even when the virtualenv is not activated.
         scripts = Path(sys.executable).parent
         os.environ["PATH"] = f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"
-        os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml", "-p", str(settings.ui_port)])
+        dev = ["dagster", "dev", "-w", "workspace.yaml", "-h", settings.ui_host, "-p", str(settings.ui_port)]
+        os.execvp("dagster", dev)
     for name, value in settings.subprocess_env().items():
         print(f"export {name}={value}")
     return 0

@@ -44,8 +44,16 @@ class Settings(BaseSettings):
     source_url: str = TELCO_URL
     source_sha256: str = TELCO_SHA256
     dbt_target: str = "dev"
+    ui_host: str = "127.0.0.1"
+    """Interface the Dagster UI that `churn ui` starts listens on (CHURN_UI_HOST; 0.0.0.0 in a container)."""
     ui_port: int = 3000
     """Port of the Dagster UI that `churn ui` starts (CHURN_UI_PORT)."""
+    ui_url: str | None = None
+    """Address users reach the Dagster UI at, for links in alerts (CHURN_UI_URL); unset: http://ui_host:ui_port."""
+    mlflow_ui_host: str = "127.0.0.1"
+    """Interface of the MLflow UI that `make mlflow-ui` starts (CHURN_MLFLOW_UI_HOST)."""
+    mlflow_ui_port: int = 5000
+    """Port of the MLflow UI that `make mlflow-ui` starts (CHURN_MLFLOW_UI_PORT)."""
     alert_webhook_url: str | None = None
     """Slack-compatible incoming webhook the alert sensors POST to (CHURN_ALERT_WEBHOOK_URL); unset: log only."""
     promotion_requires_approval: bool = False
@@ -76,6 +84,10 @@ class Settings(BaseSettings):
         """The installation's dbt profiles.yml, naming this warehouse (written by `churn_assets.resources.Dbt`)."""
         return self.home / "dbt"
 
+    @property
+    def dagster_ui_url(self) -> str:
+        return self.ui_url or f"http://{self.ui_host}:{self.ui_port}"
+
     def ensure_dirs(self) -> None:
         """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers).
 
@@ -98,6 +110,8 @@ class Settings(BaseSettings):
             "CHURN_DBT_TARGET": self.dbt_target,
             "DAGSTER_HOME": str(self.dagster_home),
             "MLFLOW_TRACKING_URI": str(self.mlflow_tracking_uri),
+            "CHURN_MLFLOW_UI_HOST": self.mlflow_ui_host,
+            "CHURN_MLFLOW_UI_PORT": str(self.mlflow_ui_port),
         }
 
 

@@ -119,3 +119,15 @@ def test_importing_the_code_changes_no_environment_and_writes_nothing(tmp_path: 
     )
     assert done.stdout.strip() == "[]"
     assert not home.exists()
+
+
+def test_service_addresses_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHURN_HOME", str(tmp_path))
+    assert Settings().dagster_ui_url == "http://127.0.0.1:3000"
+    monkeypatch.setenv("CHURN_UI_PORT", "3100")
+    assert Settings().dagster_ui_url == "http://127.0.0.1:3100"
+    monkeypatch.setenv("CHURN_UI_URL", "https://dagster.example.org")
+    monkeypatch.setenv("CHURN_MLFLOW_UI_PORT", "5100")
+    s = Settings()
+    assert s.dagster_ui_url == "https://dagster.example.org"
+    assert s.subprocess_env()["CHURN_MLFLOW_UI_PORT"] == "5100"
