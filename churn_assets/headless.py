@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from churn_assets.jobs import INGEST_JOB, MAIN_JOB
-from churn_assets.partitions import BATCHES
+from churn_assets.partitions import BATCHES_NAME
 from churn_assets.sensors import landing_sensor
 
 
@@ -44,12 +44,14 @@ def ingest_landed(
     defs: dg.Definitions, instance: dg.DagsterInstance, run_config: dict | None = None
 ) -> list[dg.ExecuteInProcessResult]:
     """Ask the landing sensor what to run (an empty cursor is safe: it decides by content), run it here."""
+    if not defs.resources or "state" not in defs.resources:
+        raise ValueError("the definitions have no `state` resource: the landing sensor needs it")
     context = dg.build_sensor_context(instance=instance, resources={"state": defs.resources["state"]})
     tick = landing_sensor(context)
     if not isinstance(tick, dg.SensorResult):
         return []
     for request in tick.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(BATCHES.name, list(request.partition_keys))
+        instance.add_dynamic_partitions(BATCHES_NAME, list(request.partition_keys))
     job = defs.resolve_job_def(INGEST_JOB)
     return [
         job.execute_in_process(
@@ -59,7 +61,7 @@ def ingest_landed(
             run_config=run_config,
             raise_on_error=False,
         )
-        for request in tick.run_requests
+        for request in tick.run_requests or []
     ]
 
 

@@ -30,8 +30,11 @@ def run_model_command(settings: Settings, command: str, version: str | None, rea
         if command == "status":
             return status(client, name)
         actor = f"churn model {command} ({getpass.getuser()})"
+        previous: str | None
         if command == "rollback" and version is None:
             previous, version = registry.rollback(client, name, reason or "rollback", actor)
+        elif version is None:
+            raise ModelCommandError(f"`churn model {command}` needs a version")
         else:
             if command == "approve":
                 _check_awaiting(client, name, version)
@@ -44,7 +47,7 @@ def run_model_command(settings: Settings, command: str, version: str | None, rea
     return f"{name}@{registry.CHAMPION_ALIAS}: v{previous} → v{version} ({command}{': ' + reason if reason else ''})"
 
 
-def _check_awaiting(client: MlflowClient, name: str, version: str | None) -> None:
+def _check_awaiting(client: MlflowClient, name: str, version: str) -> None:
     decision = client.get_model_version(name, version).tags.get("decision")
     if decision != "awaiting_approval":
         raise ModelCommandError(
@@ -55,7 +58,7 @@ def _check_awaiting(client: MlflowClient, name: str, version: str | None) -> Non
 def _report(
     settings: Settings, name: str, version: str, previous: str | None, command: str, reason: str, actor: str
 ) -> None:
-    metadata = {
+    metadata: dict[str, int | str] = {
         "version": int(version),
         "previous_version": int(previous) if previous else 0,
         "model_uri": f"models:/{name}@{registry.CHAMPION_ALIAS}",

@@ -22,7 +22,7 @@ import dagster as dg
 from churn_assets.ingest.assets import LANDED_FILES
 from churn_assets.ingest.store import batch_id_of, landed_files, path_sha256
 from churn_assets.jobs import ingest_batch_job
-from churn_assets.partitions import BATCHES, LANDED_FILE_TAG
+from churn_assets.partitions import BATCHES, BATCHES_NAME, LANDED_FILE_TAG
 from churn_assets.resources import StateDirs
 
 MAX_ATTEMPTS = 3
@@ -79,7 +79,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, state: StateDirs):
     # is queued, running or failed is looked at again on the next tick.
     cursor = _loads(context.cursor)
     instance = context.instance
-    known = set(instance.get_dynamic_partitions(BATCHES.name))
+    known = set(instance.get_dynamic_partitions(BATCHES_NAME))
     new_keys: list[str] = []
     requests: list[dg.RunRequest] = []
     for path in landed_files(state.landing):

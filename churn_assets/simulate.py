@@ -142,7 +142,7 @@ def simulate_batch(source: Path, rows: int, scenario: Scenario, seed: int) -> pl
     rng = np.random.default_rng([seed, SCENARIOS.index(scenario)])
     picked = real[rng.choice(real.height, size=rows, p=_resampling_weights(real, scenario))]
     rise = rng.uniform(*PRICE_RISE, size=rows) if scenario == "price_rise" else np.zeros(rows)
-    tenure = _jitter_tenure(rng, picked[_TENURE].to_numpy(), longest=int(real[_TENURE].max()))
+    tenure = _jitter_tenure(rng, picked[_TENURE].to_numpy(), longest=int(real[_TENURE].to_numpy().max()))
     step = _price_step(real)
     monthly = _new_monthly_cents(rng, picked[_MONTHLY].to_numpy(), rise, step)
     total = _new_total_cents(rng, picked, tenure, monthly, step)

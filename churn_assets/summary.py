@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from churn_assets.headless import HeadlessResult
+from churn_assets.ingest.store import LANDED_FILES_TABLE
 from churn_assets.settings import Settings
 
 
@@ -15,8 +16,8 @@ def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float)
     ]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         files = conn.execute(
-            "select status, count(*), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) "
-            "from raw.landed_files group by status order by status"
+            "select status, count(*), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) "  # nosec B608: table and column names are module constants, values are bound parameters
+            f"from {LANDED_FILES_TABLE} group by status order by status"
         ).fetchall()
         for status, n, accepted, rejected in files:
             lines.append(
@@ -24,7 +25,7 @@ def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float)
             )
         for table in ("staging.stg_customers", "marts.customer_features", "marts.training_set"):
             if _exists(conn, table):
-                (count,) = conn.execute(f"select count(*) from {table}").fetchall()[0]
+                (count,) = conn.execute(f"select count(*) from {table}").fetchall()[0]  # nosec B608: table from the literal tuple above
                 lines.append(f"  {table:<26} {count:>7} rows")
         if _exists(conn, "marts.training_set"):
             splits = conn.execute(
@@ -56,8 +57,8 @@ def _exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def _model_lines(outcome: HeadlessResult) -> list[str]:
     meta = {
-        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-        for e in outcome.get_asset_materialization_events()
+        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        for m in (e.materialization for e in outcome.get_asset_materialization_events())
     }
     observed = {
         o.asset_key.to_user_string(): {k: v.value for k, v in o.metadata.items()}

@@ -19,10 +19,10 @@ has a keep-alive timeout for idle connections, but none for a request that has s
 import asyncio
 import hmac
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving import metrics
@@ -30,16 +30,12 @@ from serving.payload import Refused, media_type
 
 SCORING_PATHS = {"/predict", "/batch-predict"}
 KEYED_PATHS = SCORING_PATHS | {"/model-info"}
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class EdgeMiddleware:
     def __init__(
         self,
-        app: App,
+        app: ASGIApp,
         api_key: SecretStr | None,
         max_body_bytes: int,
         body_timeout_s: float,
@@ -61,7 +57,7 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status: dict[str, Any] = {"code": 500, "started": False}
 
-        async def send_and_record(message: dict[str, Any]) -> None:
+        async def send_and_record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], True
             await send(message)
@@ -80,7 +76,9 @@ class EdgeMiddleware:
             metrics.REQUESTS.labels(endpoint, str(status["code"])).inc()
             metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - started)
 
-    async def _answer_in_time(self, scope: Scope, receive: Receive, send: Send, status: dict) -> None:
+    async def _answer_in_time(
+        self, scope: Scope, receive: Receive, send: Send, status: dict[str, Any]
+    ) -> None:
         try:
             async with asyncio.timeout(self.answer_timeout_s):  # no extra task, unlike wait_for
                 await self.app(scope, receive, send)
@@ -146,7 +144,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 def _replay(body: bytes) -> Receive:
     sent = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}

@@ -1,7 +1,7 @@
 """Prometheus metrics, correct across LitServe's processes (prometheus-client multiprocess mode).
 
-PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported anywhere; `serving.server`
-sets it from the settings before importing this module, and the spawned workers inherit it.
+PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported anywhere; `serving.__main__`
+sets it from the settings before importing the server, and the spawned workers inherit it.
 """
 
 import numpy as np

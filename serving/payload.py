@@ -60,7 +60,12 @@ def _object(pairs: list[tuple[str, Any]]) -> _Record:
     record = _Record(pairs)
     if len(record) != len(pairs):
         seen: set[str] = set()
-        record.repeated = tuple(k for k, _ in pairs if k in seen or seen.add(k))
+        repeated: list[str] = []
+        for key, _ in pairs:
+            if key in seen:
+                repeated.append(key)
+            seen.add(key)
+        record.repeated = tuple(repeated)
     return record
 
 

@@ -145,7 +145,7 @@ class PredictionLog:
         expired = [
             folder
             for folder in self.directory.glob("date=*")
-            if _partition_date(folder) is not None and _partition_date(folder) < oldest_kept
+            if (day := _partition_date(folder)) is not None and day < oldest_kept
         ]
         for folder in expired:
             shutil.rmtree(folder, ignore_errors=True)  # another worker may be deleting it too

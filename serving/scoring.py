@@ -70,6 +70,13 @@ class _Group:
     def probabilities(self) -> None:
         self.proba = self.arm.model.probabilities(self.matrix)
 
+    @property
+    def scores(self) -> np.ndarray:
+        """The probabilities computed by `probabilities()`, which must have run."""
+        if self.proba is None:
+            raise RuntimeError(f"the {self.arm.alias} group was not scored: call probabilities() first")
+        return self.proba
+
     def served(self, request_id: str, endpoint: str, served_at: datetime, *, shadow: bool) -> Served:
         model = self.arm.model
         return Served(
@@ -83,7 +90,7 @@ class _Group:
             records=self.batch.columns,
             feature_columns=tuple(model.model.feature_columns),
             features=self.matrix,
-            probabilities=self.proba,
+            probabilities=self.scores,
             threshold=model.model.threshold,
         )
 
@@ -137,7 +144,7 @@ def _answering_groups(
 
 
 def _features(batch: Batch, arm: Arm, rows: np.ndarray) -> _Group:
-    subset = batch if len(rows) == batch.size else batch.take(rows)
+    subset = batch if len(rows) == batch.size else batch.take(rows.tolist())
     return _Group(arm, rows, subset, arm.model.features(subset.columns))
 
 
@@ -158,7 +165,7 @@ def _refuse_non_finite(groups: list[_Group], batch_input: bool) -> None:
 
 def _answer(group: _Group, request_id: str, predictions: list[dict[str, Any] | None]) -> None:
     threshold = group.arm.model.model.threshold
-    proba = group.proba
+    proba = group.scores
     decided = (proba >= threshold).tolist()
     bands = risk_bands(proba, threshold)
     version, alias = group.arm.model.version, group.arm.alias
@@ -230,7 +237,7 @@ def _shadow(
 
 def _count(group: _Group, *, shadow: bool) -> None:
     alias, flag = group.arm.alias, "true" if shadow else "false"
-    metrics.observe_many(metrics.PROBABILITY.labels(alias, flag), group.proba)
-    decided = int((group.proba >= group.arm.model.model.threshold).sum())
+    metrics.observe_many(metrics.PROBABILITY.labels(alias, flag), group.scores)
+    decided = int((group.scores >= group.arm.model.model.threshold).sum())
     metrics.PREDICTIONS.labels("churn", alias, flag).inc(decided)
     metrics.PREDICTIONS.labels("stay", alias, flag).inc(len(group.rows) - decided)

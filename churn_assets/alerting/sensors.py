@@ -33,14 +33,19 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from churn_assets.alerting.notify import Alert, Severity, send_alert
 from churn_assets.settings import Settings, get_settings
 
-RUN_END_EVENTS = (
+# Not exported by `dagster`: the event-type literal its run-status filter takes, and the freshness event's data.
+if TYPE_CHECKING:
+    from dagster._core.definitions.freshness import FreshnessStateChange
+    from dagster._core.event_api import RunStatusChangeEventType
+
+RUN_END_EVENTS: tuple[RunStatusChangeEventType, ...] = (
     dg.DagsterEventType.RUN_SUCCESS,
     dg.DagsterEventType.RUN_FAILURE,
     dg.DagsterEventType.RUN_CANCELED,
@@ -208,7 +213,9 @@ def metadata_summary(metadata: Mapping[str, dg.MetadataValue]) -> list[str]:
 
 def _failed_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    evaluations = [record.event_log_entry.dagster_event.asset_check_evaluation_data for record in records]
+    evaluations = [
+        record.event_log_entry.get_dagster_event().asset_check_evaluation_data for record in records
+    ]
     return [evaluation for evaluation in evaluations if not evaluation.passed]
 
 
@@ -268,9 +275,12 @@ def freshness_alert(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if not records:
         return dg.SensorResult(cursor=str(after), skip_reason="no freshness change")
     settings = get_settings()
+    changes = (
+        record.event_log_entry.get_dagster_event().asset_freshness_state_change_data for record in records
+    )
     alerts = [
         freshness_to_alert(change, _last_materialized(instance, change.key), _ui(settings))
-        for change in (record.event_log_entry.dagster_event.event_specific_data for record in records)
+        for change in changes
         if change.new_state.value in FRESHNESS_SEVERITY
     ]
     cursor = str(records[-1].storage_id)
@@ -280,8 +290,8 @@ def freshness_alert(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     return dg.SensorResult(cursor=cursor, skip_reason=f"{len(records)} change(s): {outcome}")
 
 
-def freshness_to_alert(change: Any, last_materialized: float | None, ui: str) -> Alert:
-    """``change`` is the daemon's ``FreshnessStateChange`` (key, previous_state, new_state)."""
+def freshness_to_alert(change: FreshnessStateChange, last_materialized: float | None, ui: str) -> Alert:
+    """``change`` is the daemon's state change (key, previous_state, new_state)."""
     new, previous = change.new_state.value, change.previous_state.value
     if last_materialized is None:
         detail = "never materialized"
@@ -344,8 +354,8 @@ def _send_all(alerts: Sequence[Alert], settings: Settings, logger: logging.Logge
 
 
 def _ui(settings: Settings) -> str:
-    """The Dagster UI that `churn ui` starts (``dagster dev`` listens on 127.0.0.1), for links."""
-    return f"http://127.0.0.1:{settings.ui_port}"
+    """The Dagster UI's address for links (CHURN_UI_URL, else where `churn ui` listens)."""
+    return settings.dagster_ui_url
 
 
 def _int_cursor(cursor: str | None) -> int | None:

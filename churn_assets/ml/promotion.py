@@ -85,7 +85,7 @@ def decide(
     """What happens to a registered candidate. ``comparison`` is None when there is no champion yet."""
     if gate_failures:
         return Decision("refused", "floor checks failed: " + "; ".join(gate_failures), comparison)
-    win = "promoted" if not requires_approval else "awaiting_approval"
+    win: Outcome = "promoted" if not requires_approval else "awaiting_approval"
     wait = " (waits for `churn model approve`)" if requires_approval else ""
     if comparison is None:
         return Decision(win, "no champion yet" + wait, None)

@@ -75,7 +75,7 @@ def cost_based_threshold(
     saved_customer_value: float,
     offer_success_rate: float,
 ) -> ThresholdChoice:
-    """Cut-off maximising expected net value on out-of-fold or validation predictions."""
+    """Cut-off maximising expected net value on a scored set (training: the validation split)."""
     if offer_cost < 0 or saved_customer_value <= 0 or not 0 < offer_success_rate <= 1:
         raise ValueError("need offer_cost >= 0, saved_customer_value > 0 and 0 < offer_success_rate <= 1")
     thresholds, tp, fp = _counts_by_threshold(y_true, proba)

@@ -64,11 +64,13 @@ def tune(
         def report(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if on_trial is None or trial.state != optuna.trial.TrialState.COMPLETE:
                 return
+            if trial.value is None:  # a complete trial of a single-objective study always has its value
+                raise RuntimeError(f"trial {trial.number} completed without a value")
             on_trial(
                 TrialRecord(
                     number=trial.number,
                     params=dict(trial.params),
-                    cv_log_loss=float(trial.value),
+                    cv_log_loss=trial.value,
                     cv_roc_auc=float(trial.user_attrs["cv_roc_auc"]),
                     duration_s=trial.duration.total_seconds() if trial.duration else 0.0,
                 )

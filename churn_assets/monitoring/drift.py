@@ -180,7 +180,7 @@ def _prepare(
 ) -> pd.DataFrame:
     """Only the declared columns (plus the id), with one dtype per kind whatever the source dtypes."""
     data = {c: _as_float(frame[c]) for c in numerical} | {c: as_category(frame[c]) for c in categorical}
-    if id_column in frame.columns:
+    if id_column is not None and id_column in frame.columns:
         data[id_column] = frame[id_column]
     return pd.DataFrame(data, index=frame.index)
 

@@ -27,6 +27,7 @@ from scipy import stats
 from churn_assets.monitoring._evidently import as_category, quiet_degenerate_stats, save_html, to_dataset
 
 if TYPE_CHECKING:
+    import numpy as np
     from evidently.core.report import Snapshot
 
 LINEAGE_COLUMNS = ("batch_id", "source_file", "ingested_at")
@@ -120,7 +121,7 @@ def build_data_profile(
         n_rows=len(frame),
         n_columns=frame.shape[1],
         column_types=roles,
-        missing_values={c: int(n) for c, n in frame.isna().sum().items()},
+        missing_values={str(c): int(n) for c, n in frame.isna().sum().items()},
         target=target,
         target_counts={str(v): int(counts.get(v, 0)) for v in (0, 1)},
         target_rate=float(y.mean()),
@@ -145,7 +146,8 @@ def _column_roles(frame: pd.DataFrame, target: str, id_column: str | None) -> di
         raise ValueError(f"target {target!r} must be 0/1 without missing values")
 
     roles: dict[str, ColumnRole] = {}
-    for column, dtype in frame.dtypes.items():
+    for label, dtype in frame.dtypes.items():
+        column = str(label)
         if column in (id_column, target):
             roles[column] = "id" if column == id_column else "target"
         elif pd.api.types.is_bool_dtype(dtype) or _is_text_like(dtype):
@@ -157,7 +159,7 @@ def _column_roles(frame: pd.DataFrame, target: str, id_column: str | None) -> di
     return roles
 
 
-def _is_text_like(dtype: object) -> bool:
+def _is_text_like(dtype: np.dtype | pd.api.extensions.ExtensionDtype) -> bool:
     return (
         pd.api.types.is_object_dtype(dtype)
         or pd.api.types.is_string_dtype(dtype)

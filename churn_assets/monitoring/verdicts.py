@@ -11,6 +11,7 @@ from typing import Literal
 
 import duckdb
 
+from churn_assets.ingest.store import LANDED_FILES_TABLE
 from churn_assets.monitoring.drift import SMALL_SAMPLE_ROWS
 
 Kind = Literal["batch", "served"]
@@ -60,16 +61,16 @@ def drifted_batches_after(conn: duckdb.DuckDBPyConnection, cutoff: datetime | No
     if not _exists(conn):
         return []
     rows = conn.execute(
-        """
+        f"""
         with latest as (
             select subject, arg_max(drifted and rows >= ?, evaluated_at) as drifted
             from monitoring.drift_verdicts where kind = 'batch' group by subject
         )
         select f.batch_id from latest
-        join raw.landed_files f on f.batch_id = latest.subject
+        join {LANDED_FILES_TABLE} f on f.batch_id = latest.subject
         where latest.drifted and (cast(? as timestamp) is null or f.ingested_at > cast(? as timestamp))
         order by f.ingested_at
-        """,
+        """,  # nosec B608: table and column names are module constants, values are bound parameters
         [SMALL_SAMPLE_ROWS, cutoff, cutoff],
     ).fetchall()
     return [batch for (batch,) in rows]

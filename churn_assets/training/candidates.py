@@ -204,7 +204,7 @@ def train_candidate(
     )
 
 
-DESCRIPTIONS = {
+DESCRIPTIONS: dict[CandidateName, str] = {
     **{
         family: f"{family}: Optuna-tuned on the train split, scored by repeated stratified CV there, thresholded "
         "on validation, logged to MLflow."

@@ -43,10 +43,8 @@ def choose(candidates: list[Candidate]) -> Candidate:
 
 @dg.asset(
     key=["ml", "evaluation_report"],
-    ins={
-        "training_snapshot": dg.AssetIn(key=["ml", "training_snapshot"]),
-        **{name: dg.AssetIn(key=candidate_key(name)) for name in CANDIDATES},
-    },
+    ins={"training_snapshot": dg.AssetIn(key=["ml", "training_snapshot"])}
+    | {name: dg.AssetIn(key=candidate_key(name)) for name in CANDIDATES},
     group_name="ml",
     kinds={"mlflow", "html"},
     automation_condition=dg.AutomationCondition.eager(),
@@ -71,7 +69,7 @@ def evaluation_report(
     out_dir = state.reports / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    probas = {c.family: c.estimator.predict_proba(X_test)[:, 1] for c in candidates}
+    probas: dict[str, np.ndarray] = {c.family: c.estimator.predict_proba(X_test)[:, 1] for c in candidates}
     evaluations = []
     for c in candidates:
         p = probas[c.family]

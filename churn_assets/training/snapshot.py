@@ -15,16 +15,17 @@ from datetime import UTC, datetime
 import dagster as dg
 import duckdb
 import polars as pl
-from dagster_dbt import DbtCliResource, get_asset_key_for_model
+from dagster_dbt import get_asset_key_for_model
 from mlflow.tracking import MlflowClient
 
 from churn_assets.automation import TRAINING_LOOK
+from churn_assets.ingest.store import BATCH_ID, CUSTOMERS_TABLE
 from churn_assets.ml.champion import CHAMPION_ALIAS, version_by_alias
 from churn_assets.ml.pyfunc import RAW_COLUMNS
 from churn_assets.ml.retraining import RetrainingFacts, RetrainingPolicy, decide_retraining
 from churn_assets.monitoring.assets import BATCH_DRIFT, SERVED_DRIFT
 from churn_assets.monitoring.verdicts import drifted_batches_after, served_drift_after
-from churn_assets.resources import Warehouse
+from churn_assets.resources import Dbt, Warehouse
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
 from churn_assets.transform.feature_sql import SERVING_ANALYSIS, compile_analysis
@@ -82,7 +83,7 @@ def retraining_facts(
         [cutoff, cutoff],
     ).fetchall()[0]
     trained_at = datetime.fromtimestamp(champion.creation_timestamp / 1000, UTC)
-    tried = {tags.get("data_version"), _latest_version_data(client, name)} - {None}
+    tried = {v for v in (tags.get("data_version"), _latest_version_data(client, name)) if v is not None}
     return RetrainingFacts(
         data_version=data_version,
         tried_data_versions=frozenset(tried),
@@ -114,7 +115,7 @@ def training_snapshot(
     context: dg.AssetExecutionContext,
     config: RetrainingConfig,
     warehouse: Warehouse,
-    dbt: DbtCliResource,
+    dbt: Dbt,
     mlflow_tracking: MlflowTracking,
 ):
     raw_columns = ", ".join(f'r."{c}"' for c in RAW_COLUMNS)
@@ -139,10 +140,10 @@ def training_snapshot(
         raw_records = conn.sql(
             f"""
             select {raw_columns}
-            from raw.customers r
-            join staging.stg_customers s on r._batch_id = s.batch_id and trim(r.customerID) = s.customer_id
+            from {CUSTOMERS_TABLE} r
+            join staging.stg_customers s on r.{BATCH_ID} = s.batch_id and trim(r.customerID) = s.customer_id
             order by s.customer_id
-            """
+            """  # nosec B608: table and column names are module constants, values are bound parameters
         ).pl()
         staged = conn.sql(
             "select * exclude (batch_id, source_file, ingested_at) from staging.stg_customers order by customer_id"
@@ -190,7 +191,7 @@ def _data_version(conn: duckdb.DuckDBPyConnection) -> str:
     """md5 of the training set's rows as text, joined by '|' in customer_id order: the value
     `md5(string_agg(t::varchar, '|' order by customer_id))` gives, computed streamed (DuckDB would build the
     whole table as one string: gigabytes at 10M rows)."""
-    digest, separator = hashlib.md5(), b""
+    digest, separator = hashlib.md5(), b""  # nosec B324: a content fingerprint (the md5 DuckDB gives), not a security use
     cursor = conn.execute("select t::varchar from marts.training_set t order by customer_id")
     while rows := cursor.fetchmany(100_000):
         for (text,) in rows:

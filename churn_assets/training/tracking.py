@@ -19,12 +19,14 @@ from mlflow.exceptions import MlflowException
 from churn_assets.ml.champion import MODEL_NAME
 
 DAGSTER_RUN_TAG = "dagster.run_id"
+EXPERIMENT_NAME = "telco-churn"
+"""The MLflow experiment every training run logs to (one parent run per Dagster run)."""
 
 
 class MlflowTracking(dg.ConfigurableResource):
     tracking_uri: str
     artifact_root: str
-    experiment_name: str = "telco-churn"
+    experiment_name: str = EXPERIMENT_NAME
     registered_model_name: str = MODEL_NAME
 
     def client(self) -> MlflowClient:
@@ -42,7 +44,10 @@ class MlflowTracking(dg.ConfigurableResource):
                 self.experiment_name, artifact_location=Path(self.artifact_root).as_uri()
             )
         except MlflowException:  # created meanwhile by another step
-            return client.get_experiment_by_name(self.experiment_name).experiment_id
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:  # not created meanwhile: the creation itself failed
+                raise
+            return experiment.experiment_id
 
     def parent_run_id(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
         """The MLflow run of this Dagster run, created by the first step that asks for it."""
