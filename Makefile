@@ -28,7 +28,8 @@ run: manifest
 
 # The tiers (CONTRIBUTING.md): unit tests in seconds; the whole suite in random order (pytest-randomly, its
 # seed in the header) with the coverage of churn_assets and serving, failing under COVERAGE_FLOOR percent;
-# the docs' examples alone. PYTEST_ARGS adds to any of them (e.g. "-p randomly -p no:randomly", "-k drift").
+# the docs' examples alone. PYTEST_ARGS adds to any of them: "--randomly-seed=N" replays an order,
+# "-p no:randomly" keeps the file order, "-k drift" selects.
 COVERAGE_FLOOR ?= 70
 test: manifest
 	$(RUN) pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) --durations=15 $(PYTEST_ARGS)
@@ -42,9 +43,30 @@ docs-test: manifest
 # Every static gate: lint (Python and SQL), types, security scans.
 check: lint types security
 
+# Python (ruff) and the dbt project's SQL (sqlfluff with the dbt templater, rules in dbt_project/.sqlfluff):
+# dbt compiles every model against an in-memory DuckDB, so no warehouse is needed.
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	cd dbt_project && CHURN_DUCKDB_PATH=:memory: $(RUN) sqlfluff lint
+
+# Static types of churn_assets and serving ([tool.mypy] in pyproject.toml).
+types: install
+	$(RUN) mypy
+
+# Known vulnerabilities of every package uv.lock pins, and bandit on the code ([tool.bandit] in pyproject.toml).
+.PHONY: audit-deps audit-code
+security: audit-deps audit-code
+
+# pip-audit reads exactly what the lock pins (hashes included) and looks each version up on PyPI; --strict
+# fails when a package cannot be looked up, so an unreachable advisory service is a failure, not a pass.
+audit-deps: install
+	requirements="$$(mktemp)" && trap 'rm -f "$$requirements"' EXIT && \
+	$(UV) export --frozen --no-emit-project --format requirements-txt --quiet --output-file "$$requirements" && \
+	$(RUN) pip-audit --strict --disable-pip --require-hashes --progress-spinner off -r "$$requirements"
+
+audit-code: install
+	$(RUN) bandit -c pyproject.toml -r churn_assets serving benchmarks --quiet
 
 format: install
 	$(RUN) ruff check --fix .

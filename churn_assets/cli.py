@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         scripts = Path(sys.executable).parent
         os.environ["PATH"] = f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"
         dev = ["dagster", "dev", "-w", "workspace.yaml", "-h", settings.ui_host, "-p", str(settings.ui_port)]
-        os.execvp("dagster", dev)
+        os.execvp("dagster", dev)  # nosec B606, B607 # execs the virtualenv's dagster (its scripts directory leads PATH, set above), no shell
     for name, value in settings.subprocess_env().items():
         print(f"export {name}={value}")
     return 0

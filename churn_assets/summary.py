@@ -16,7 +16,7 @@ def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float)
     ]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         files = conn.execute(
-            "select status, count(*), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) "  # nosec B608: table and column names are module constants, values are bound parameters
+            "select status, count(*), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) "
             f"from {LANDED_FILES_TABLE} group by status order by status"
         ).fetchall()
         for status, n, accepted, rejected in files:
@@ -25,7 +25,7 @@ def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float)
             )
         for table in ("staging.stg_customers", "marts.customer_features", "marts.training_set"):
             if _exists(conn, table):
-                (count,) = conn.execute(f"select count(*) from {table}").fetchall()[0]  # nosec B608: table from the literal tuple above
+                (count,) = conn.execute(f"select count(*) from {table}").fetchall()[0]
                 lines.append(f"  {table:<26} {count:>7} rows")
         if _exists(conn, "marts.training_set"):
             splits = conn.execute(

@@ -136,7 +136,7 @@ def _post_json(url: str, payload: dict[str, Any], timeout: float) -> None:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310: scheme checked by the caller (http or https only)
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310 # scheme checked by the caller (http or https only)
         response.read()
         if not 200 <= response.status < 300:
             raise urllib.error.HTTPError(url, response.status, response.reason, response.headers, None)

@@ -70,7 +70,7 @@ def drifted_batches_after(conn: duckdb.DuckDBPyConnection, cutoff: datetime | No
         join {LANDED_FILES_TABLE} f on f.batch_id = latest.subject
         where latest.drifted and (cast(? as timestamp) is null or f.ingested_at > cast(? as timestamp))
         order by f.ingested_at
-        """,  # nosec B608: table and column names are module constants, values are bound parameters
+        """,
         [SMALL_SAMPLE_ROWS, cutoff, cutoff],
     ).fetchall()
     return [batch for (batch,) in rows]

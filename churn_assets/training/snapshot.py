@@ -143,7 +143,7 @@ def training_snapshot(
             from {CUSTOMERS_TABLE} r
             join staging.stg_customers s on r.{BATCH_ID} = s.batch_id and trim(r.customerID) = s.customer_id
             order by s.customer_id
-            """  # nosec B608: table and column names are module constants, values are bound parameters
+            """
         ).pl()
         staged = conn.sql(
             "select * exclude (batch_id, source_file, ingested_at) from staging.stg_customers order by customer_id"
@@ -191,7 +191,7 @@ def _data_version(conn: duckdb.DuckDBPyConnection) -> str:
     """md5 of the training set's rows as text, joined by '|' in customer_id order: the value
     `md5(string_agg(t::varchar, '|' order by customer_id))` gives, computed streamed (DuckDB would build the
     whole table as one string: gigabytes at 10M rows)."""
-    digest, separator = hashlib.md5(), b""  # nosec B324: a content fingerprint (the md5 DuckDB gives), not a security use
+    digest, separator = hashlib.md5(), b""  # nosec B324 # a content fingerprint (the md5 DuckDB gives), not a security use
     cursor = conn.execute("select t::varchar from marts.training_set t order by customer_id")
     while rows := cursor.fetchmany(100_000):
         for (text,) in rows:

@@ -10,7 +10,10 @@ features as (
 
 labels as (
 
-    select customer_id, churn from {{ ref('stg_customers') }}
+    select
+        customer_id,
+        churn
+    from {{ ref('stg_customers') }}
 
 ),
 
@@ -19,10 +22,10 @@ bucketed as (
     select
         features.*,
         labels.churn,
-        cast(('0x' || left(md5('{{ var("split_salt") }}' || features.customer_id), 8)) as ubigint) % 100
-                                                                    as split_bucket
+        cast(('0x' || left(md5('{{ var("split_salt") }}' || features.customer_id), 8)) as ubigint)
+        % 100 as split_bucket
     from features
-    inner join labels using (customer_id)
+    inner join labels on features.customer_id = labels.customer_id
 
 )
 
@@ -32,5 +35,5 @@ select
         when split_bucket < {{ var("split_train_pct") }} then 'train'
         when split_bucket < {{ var("split_validation_pct") }} then 'validation'
         else 'test'
-    end                                                             as split
+    end as split
 from bucketed

@@ -23,11 +23,11 @@ renamed as (
     select
         {{ staged_customer_columns() }},
         -- label
-        case trim(Churn) when 'Yes' then 1 when 'No' then 0 end     as churn,
+        case trim(Churn) when 'Yes' then 1 when 'No' then 0 end as churn,
         -- lineage
-        _batch_id                                                   as batch_id,
-        _source_file                                                as source_file,
-        _ingested_at                                                as ingested_at
+        _batch_id as batch_id,
+        _source_file as source_file,
+        _ingested_at as ingested_at
 
     from latest
 
