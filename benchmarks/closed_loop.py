@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -42,6 +41,8 @@ import dagster as dg
 
 from benchmarks.loop_driver import Loop
 from churn_assets.ingest.assets import LANDED_FILES
+from churn_assets.ingest.schema import LABEL_COLUMN
+from churn_assets.ingest.store import batch_id_of, path_sha256
 from churn_assets.monitoring.assets import BATCH_DRIFT
 from churn_assets.training.registry import CHAMPION_MODEL, PROMOTION_DECISION
 from churn_assets.training.snapshot import TRAINING_SET, TRAINING_SNAPSHOT
@@ -57,21 +58,17 @@ STAGES = [
 ]
 
 
-def batch_id(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def first_record(csv_path: Path) -> dict[str, str]:
     with csv_path.open(newline="") as handle:
         record = next(csv.DictReader(handle))
-    record.pop("Churn")
+    record.pop(LABEL_COLUMN)
     return record
 
 
 def drifted_cycle(loop: Loop, record: dict[str, str], before: str, rows: int, timeout_s: float) -> dict:
     path = loop.simulate("fiber_growth", rows, 11)
     dropped = path.stat().st_mtime
-    batch = batch_id(path)
+    batch = batch_id_of(path_sha256(path))
     times: dict[str, float] = {}
     with loop.instance() as instance:
 

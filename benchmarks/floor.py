@@ -20,6 +20,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from churn_assets.ml.champion import CHAMPION_ALIAS
 from churn_assets.ml.pyfunc import REQUEST_RELATION
 from serving.model_store import LoadedModel
 from serving.payload import parse_body
@@ -71,10 +72,8 @@ def time_calls(fn: Callable[[], object], calls: int, warmup: int) -> np.ndarray:
 # Names used by the report (kept stable: the ratios refer to them).
 PROBA_1 = "predict_proba, 1 prepared row"
 PLAN_1 = "DuckDB planning only (EXPLAIN of the feature SQL)"
-SQL_1 = "feature SQL planned per call (Arrow in, numpy out), 1 record"
 PREP_1 = "serving's feature SQL (prepared once), 1 record"
 FULL_1 = "full path, 1 record (serving: validate + feature SQL + predict_proba)"
-UNPREP_1 = "full path, 1 record, SQL planned per call"
 CHURN_1 = "ChurnModel.predict, 1 record (pandas in, polars out)"
 PYFUNC_1 = "mlflow pyfunc .predict, 1 record (+ schema enforcement)"
 WORKER_1 = "worker path, 1 record (serving: parse + validate + score + encode)"
@@ -95,26 +94,17 @@ def measure_floor(
     The floor is the server's own code without HTTP or processes: `serving.validation` and
     `serving.model_store.LoadedModel` (the model's feature SQL prepared once, `predict_proba`), and the
     worker's whole path (`serving.payload` parse, validation, `serving.scoring`, the encoded answer). For
-    attribution it also times DuckDB's planning alone and the feature SQL planned on every call (what a
-    plan prepared once saves), and the pyfunc (`ChurnModel.predict`; MLflow's `pyfunc.predict`, which is
-    what `mlflow models serve` runs). Every path is checked against the registered pyfunc's
-    probabilities before anything is timed.
+    attribution it also times DuckDB's planning alone (what the plan prepared once saves on every call)
+    and the pyfunc, which plans the feature SQL on every call (`ChurnModel.predict`; MLflow's
+    `pyfunc.predict`, which is what `mlflow models serve` runs). Every path is checked against the
+    registered pyfunc's probabilities before anything is timed.
     """
     loaded = mlflow.pyfunc.load_model(model_uri)
     model = loaded.unwrap_python_model()
     served = LoadedModel("floor", "0", "", model, {})
-    arm = Arm(served, "champion")
+    arm = Arm(served, CHAMPION_ALIAS)
     select = f"select {', '.join(model.feature_columns)} from ({model.feature_sql})"
-    db = duckdb.connect()  # planned per call: a cursor per call, as in the pyfunc
-
-    def planned(records: Sequence[dict[str, str]]) -> np.ndarray:
-        cursor = db.cursor()
-        try:
-            cursor.register(REQUEST_RELATION, pa.Table.from_pylist(list(records)))
-            result = cursor.execute(select).fetchnumpy()
-            return np.column_stack([np.asarray(result[c], dtype=np.float64) for c in model.feature_columns])
-        finally:
-            cursor.close()
+    db = duckdb.connect()
 
     def full(records: Any, single: bool) -> np.ndarray:
         return served.probabilities(
@@ -150,7 +140,6 @@ def measure_floor(
     worker_batch = [p["churn_probability"] for p in json.loads(worker(batch_body, False))["predictions"]]
     for got, want in (
         (full(record, True), expected_single),
-        (served.probabilities(planned([record])), expected_single),
         (json.loads(worker(one_body, True))["churn_probability"], expected_single),
         (full(list(batch), False), expected_batch),
         (np.array(worker_batch), expected_batch),
@@ -168,10 +157,8 @@ def measure_floor(
             calls,
             warm,
         ),
-        (SQL_1, 1, lambda: planned([record]), calls, warm),
         (PREP_1, 1, lambda: served.features(checked_1.columns), calls, warm),
         (FULL_1, 1, lambda: full(record, True), calls, warm),
-        (UNPREP_1, 1, lambda: served.probabilities(planned([record])), calls, warm),
         (WORKER_1, 1, lambda: worker(one_body, True), calls, warm),
         (CHURN_1, 1, lambda: model.predict(None, pd.DataFrame([record])), calls, warm),
         (PYFUNC_1, 1, lambda: loaded.predict(pd.DataFrame([record])), calls, warm),

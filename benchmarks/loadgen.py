@@ -59,7 +59,7 @@ class HttpConnection:
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             await self.open()
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None and self.writer is not None  # nosec B101 # narrows the type after open() for mypy, not a runtime check
         self.writer.write(raw)
         status, body, keep_alive = await read_response(self.reader)
         if not keep_alive:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +21,10 @@ import dagster as dg
 import httpx
 from mlflow.tracking import MlflowClient
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.servers import DAGSTER_UI_READY_PATH, REPO_ROOT, SERVING_READY_PATH, ManagedServer, free_port
+from churn_assets.ml.champion import MODEL_NAME
+
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -41,7 +35,7 @@ class Loop:
     extra_env: dict[str, str] = field(default_factory=dict)
     ui_port: int = field(default_factory=free_port)
     serve_port: int = field(default_factory=free_port)
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    processes: list[ManagedServer] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -67,7 +61,7 @@ class Loop:
         """Run `make TARGET` to completion; return its wall time."""
         started = time.monotonic()
         with (self.logs / f"make-{target}.log").open("wb") as log:
-            done = subprocess.run(
+            done = subprocess.run(  # nosec B607 # `make` from PATH, as a person runs the project's Makefile
                 ["make", target],
                 cwd=REPO_ROOT,
                 env=self.env,
@@ -80,30 +74,21 @@ class Loop:
             raise RuntimeError(f"make {target} failed ({done.returncode}):\n{tail}")
         return time.monotonic() - started
 
-    def start(self, target: str) -> subprocess.Popen:
-        """`make ui` / `make serve` in the background, in its own process group."""
-        log = (self.logs / f"make-{target}.log").open("wb")
-        process = subprocess.Popen(
-            ["make", target],
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
+    def start(self, target: str) -> ManagedServer:
+        """`make ui` / `make serve` in the background, in its own process group (benchmarks/servers.py)."""
+        port, ready_path = {
+            "ui": (self.ui_port, DAGSTER_UI_READY_PATH),
+            "serve": (self.serve_port, SERVING_READY_PATH),
+        }[target]
+        log = self.logs / f"make-{target}.log"
+        server = ManagedServer(f"make {target}", ["make", target], self.env, port, ready_path, log, REPO_ROOT)
+        server.start()
+        self.processes.append(server)
+        return server
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        for server in reversed(self.processes):
+            server.stop()
         self.processes.clear()
 
     def wait_for(self, what: str, probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
@@ -111,11 +96,9 @@ class Loop:
         while time.monotonic() < deadline:
             if (value := probe()) is not None:
                 return value
-            for process in self.processes:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{process.args} exited with {process.returncode} while waiting for {what}"
-                    )
+            for server in self.processes:
+                if server.proc is not None and server.proc.poll() is not None:
+                    raise RuntimeError(f"{server.name} {server.exit_reason()} while waiting for {what}")
             time.sleep(every_s)
         logs = "\n".join(
             f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs.glob("*.log")
@@ -124,7 +107,10 @@ class Loop:
 
     def ui_ready(self) -> bool | None:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{self.ui_port}/server_info", timeout=2).status_code == 200:
+            if (
+                httpx.get(f"http://127.0.0.1:{self.ui_port}{DAGSTER_UI_READY_PATH}", timeout=2).status_code
+                == 200
+            ):
                 return True
         return None
 
@@ -175,7 +161,7 @@ class Loop:
         return MlflowClient(tracking_uri=f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}")
 
     def versions(self) -> int:
-        return len(self.registry().search_model_versions("name = 'telco-churn'"))
+        return len(self.registry().search_model_versions(f"name = '{MODEL_NAME}'"))
 
     @staticmethod
     def materialized_after(

@@ -4,6 +4,10 @@ Each server is started in a new session (its own process group), so stopping it 
 it spawned (uvicorn workers, LitServe inference workers) even after the leader has exited: SIGTERM to
 the group, then SIGKILL to whatever is left after a grace period. Output goes to a log file, never to a
 pipe nobody reads.
+
+The one implementation of that lifecycle: the benchmarks, the closed-loop driver and the tests that start
+real servers (`tests/e2e`, `tests/integration`) all use :class:`ManagedServer`; our own prediction server
+is :func:`prediction_server`.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVING_READY_PATH = "/health"  # `python -m serving`
+DAGSTER_UI_READY_PATH = "/server_info"  # `churn ui` / `make ui` (dagster dev)
 
 
 def free_port() -> int:
@@ -93,9 +103,12 @@ class ManagedServer:
             )
         self._started = time.perf_counter()
 
-    def wait_ready(self, timeout: float) -> None:
-        """Poll GET ready_path until 200; raise with the log's tail if the process dies or time runs out."""
-        assert self.proc is not None
+    def wait_ready(self, timeout: float, ready: Collection[int] = (200,)) -> None:
+        """Poll GET ready_path until it answers with a `ready` status (200: serving; a test of a server
+        that cannot serve yet also takes 503); raise with the log's tail if the process dies or time runs
+        out."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was not started")
         url = f"http://127.0.0.1:{self.port}{self.ready_path}"
         deadline = time.perf_counter() + timeout
         last = "no answer yet"
@@ -103,14 +116,18 @@ class ManagedServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} {self.exit_reason()} before ready:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        self.startup_s = time.perf_counter() - self._started
-                        return
+                with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310 # the harness's own http://127.0.0.1 URL
+                    status = response.status
             except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
+                status = exc.code
             except (OSError, ValueError) as exc:
                 last = type(exc).__name__
+                status = None
+            if status in ready:
+                self.startup_s = time.perf_counter() - self._started
+                return
+            if status is not None:
+                last = f"HTTP {status}"
             time.sleep(0.25)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
 
@@ -152,3 +169,13 @@ class ManagedServer:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.proc = None
+
+
+def prediction_server(
+    port: int, log_path: Path, env: Mapping[str, str], name: str = "LitServe (ours)"
+) -> ManagedServer:
+    """`python -m serving` (what `make serve` runs) on 127.0.0.1:`port`, from the repository root, with `env`
+    (CHURN_HOME and the rest) and CHURN_SERVE_PORT; ready once GET /health answers."""
+    argv = [sys.executable, "-m", "serving"]
+    environment = {**env, "CHURN_SERVE_PORT": str(port)}
+    return ManagedServer(name, argv, environment, port, SERVING_READY_PATH, log_path, REPO_ROOT)

@@ -5,11 +5,12 @@ one after the other so no two servers compete for the CPU.
 
 Protocol
 --------
-1. Floor (in-process, no HTTP): the champion is loaded from the registry; `predict_proba` on one prepared
-   numeric row, the model's feature SQL in DuckDB on one raw record (prepared once, and planned per call),
-   the full path (prepared feature SQL + predict_proba), the pyfunc's own predict and MLflow's
-   `pyfunc.predict`, and the same on a 1,000-record batch (see floor.py). Each timed call by call with
-   `time.perf_counter()`; warm-up calls (10 %) discarded; p50/p99.
+1. Floor (in-process, no HTTP): the champion is loaded from the registry; the server's own code
+   (`serving.validation`, the feature SQL prepared once by `serving.model_store.LoadedModel`,
+   `predict_proba`, the worker's whole path), DuckDB's planning of the feature SQL alone, the pyfunc's own
+   predict (which plans the SQL on every call) and MLflow's `pyfunc.predict`, on one record and on a batch
+   (see floor.py). Each timed call by call with `time.perf_counter()`; warm-up calls (10 %) discarded;
+   p50/p99.
 2. A do-nothing HTTP server (`null_server.py`) driven exactly like the real ones: the load generator's
    own ceiling and cost on this machine. And LitServe with a do-nothing model laid out like ours
    (`litserve_trivial.py`): what the framework costs, for attribution.
@@ -21,7 +22,7 @@ Protocol
    POST /predict with the record as a JSON object; batch: POST /batch-predict with a JSON list. By default
    its CHURN_HOME is a scratch directory with CHURN_MLFLOW_TRACKING_URI pinned to --home's registry, so
    benchmark traffic does not land in the installation's prediction log (`--serving-state home` to
-   run it on --home itself). Skipped, and said so, while `serving/__main__.py` does not exist.
+   run it on --home itself).
 
 Every server is a subprocess on a free 127.0.0.1 port, in its own process group, killed at the end
 (also on error or Ctrl-C). The request body is a real record read from the CSV at run time (values as
@@ -71,8 +72,9 @@ os.environ.update(NO_TELEMETRY)
 import floor as floor_mod  # noqa: E402
 import loadgen  # noqa: E402
 import machine  # noqa: E402
-from servers import ManagedServer, free_port, rss_mib  # noqa: E402
+from servers import ManagedServer, free_port, prediction_server, rss_mib  # noqa: E402
 
+from churn_assets.ingest.schema import LABEL_COLUMN  # noqa: E402
 from churn_assets.ml.champion import CHAMPION_ALIAS  # noqa: E402
 from churn_assets.ml.champion import MODEL_NAME as CHAMPION_MODEL_NAME  # noqa: E402
 
@@ -95,7 +97,7 @@ TARGET_P50_MS, TARGET_RPS_RATIO, TARGET_BATCH_P50_MS, TARGET_BATCH_SPEEDUP = 2.0
 def read_records(path: Path) -> list[dict[str, str]]:
     """The CSV's rows as the data set has them (strings), without the Churn label."""
     with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if k != "Churn"} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k != LABEL_COLUMN} for row in csv.DictReader(f)]
 
 
 def probabilities(payload: Any) -> list[float]:
@@ -232,20 +234,13 @@ def litserve_server(
     home: Path, tracking_uri: str, workers: int, in_place: bool
 ) -> Callable[..., ManagedServer]:
     def make(port: int, scratch: Path) -> ManagedServer:
-        env = base_env() | {
-            "CHURN_SERVE_HOST": HOST,
-            "CHURN_SERVE_PORT": str(port),
-            "CHURN_SERVE_WORKERS": str(workers),
-        }
+        env = base_env() | {"CHURN_SERVE_HOST": HOST, "CHURN_SERVE_WORKERS": str(workers)}
         if in_place:
             env["CHURN_HOME"] = str(home)
         else:
             env["CHURN_HOME"] = str(scratch / "serving-home")
             env["CHURN_MLFLOW_TRACKING_URI"] = tracking_uri
-        argv = [sys.executable, "-m", "serving"]
-        return ManagedServer(
-            "LitServe (ours)", argv, env, port, "/health", scratch / "litserve.log", REPO_ROOT
-        )
+        return prediction_server(port, scratch / "litserve.log", env)
 
     return make
 
@@ -803,12 +798,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
         for key in SERVER_ORDER:
             if key not in args.servers:
-                continue
-            if key == "ours" and not (REPO_ROOT / "serving" / "__main__.py").exists():
-                results[key] = ServerResult(
-                    key, plans[key].label, "not available", "serving/__main__.py does not exist yet"
-                )
-                log("\n== LitServe (ours): not available yet (serving/__main__.py does not exist)")
                 continue
             results[key] = run_server(plans[key], args, Path(tmp), log)
 

@@ -6,7 +6,8 @@ the same file seen again after a restart, map to a key that already exists, so n
 
 import dagster as dg
 
-BATCHES = dg.DynamicPartitionsDefinition(name="landed_batches")
+BATCHES_NAME = "landed_batches"
+BATCHES = dg.DynamicPartitionsDefinition(name=BATCHES_NAME)
 
 LANDED_FILE_TAG = "churn/landed_file"
 """Run tag naming the file a batch run was requested for (a hint: the content decides, see ``find_batch_file``)."""

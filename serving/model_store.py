@@ -102,7 +102,10 @@ def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path)
     downloaded again.
     """
     details = client.get_model_version(name, version)
-    cached = cache_dir / f"{name}-v{version}-{details.run_id}"
+    run_id = details.run_id
+    if run_id is None:
+        raise ValueError(f"{name} v{version} names no MLflow run: not a version a training run registered")
+    cached = cache_dir / f"{name}-v{version}-{run_id}"
     if (cached / INFO).is_file():
         try:
             return _load_local(cached, name)
@@ -120,11 +123,11 @@ def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path)
             artifact_uri=f"models:/{name}/{version}", dst_path=str(staging / "model")
         )
         model = _unwrap(mlflow.pyfunc.load_model(local), name, version)
-        run = client.get_run(details.run_id)
+        run = client.get_run(run_id)
         info = {
             "name": name,
             "version": version,
-            "run_id": details.run_id,
+            "run_id": run_id,
             "trained_at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(),
             "data_version": details.tags.get("data_version"),
             "family": details.tags.get("family"),
@@ -138,7 +141,7 @@ def load_version(client: MlflowClient, name: str, version: str, cache_dir: Path)
             staging.rename(cached)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return LoadedModel(name, version, details.run_id, model, info)
+    return LoadedModel(name, version, run_id, model, info)
 
 
 def _load_local(cached: Path, name: str) -> LoadedModel:
@@ -215,7 +218,7 @@ class ModelStore:
             self._stand_down(reason)
             return False
         if self.current is not None and self.current.version == version:
-            self._cleared()
+            self._cleared(version)
             return False
         try:
             loaded = load_version(self.client, self.name, version, self.cache_dir)
@@ -250,10 +253,11 @@ class ModelStore:
         )
         self._on_event(kind, reason)
 
-    def _cleared(self) -> None:
+    def _cleared(self, version: str) -> None:
+        """The alias's version, already served, answered again: a failure reported before is over."""
         if self.last_error is not None:
             self.last_error = None
-            self._on_event("recovered", self.current.version)
+            self._on_event("recovered", version)
 
     def _failed(self, kind: str, message: str) -> None:
         if message != self.last_error:  # once per distinct failure, not once per poll

@@ -36,6 +36,8 @@ from churn_assets.ingest.schema import (
     ID_MAX_LENGTH,
     RANGES,
     WHOLE_NUMBER_PATTERN,
+    ColumnKind,
+    column_kind,
 )
 from churn_assets.ml.pyfunc import RAW_COLUMNS
 from serving.payload import Refused, describe, printable
@@ -45,7 +47,6 @@ FIELDS = frozenset(RAW_COLUMNS)
 FIELDS_AND_EXPLAIN = FIELDS | {EXPLAIN}
 WHOLE_NUMBER, AMOUNT = re.compile(WHOLE_NUMBER_PATTERN), re.compile(AMOUNT_PATTERN)
 FORBIDDEN_IN_ID = re.compile(f"[{ID_FORBIDDEN_CHARACTERS}]")
-SENIOR_TEXT = frozenset(CATEGORIES["SeniorCitizen"])
 SHOWN_ERRORS = 10  # in the message; `detail` lists them all
 AT_ONCE_FROM = 32  # rows: under it, testing text values one by one is cheaper than an Arrow kernel call
 MISSING = object()  # a field the record does not have (reported once, as missing)
@@ -187,7 +188,7 @@ def _category(values: list[Any], column: str, errors: list[_Error]) -> list[str 
 
     def one(value: Any) -> tuple[str | None, str | None, str]:
         text, problem = _text(value)
-        if problem is not None:
+        if text is None:
             return None, problem, "literal_error"
         if text not in allowed:
             return None, f"must be one of {list(allowed)}, got {_shown(value)}", "literal_error"
@@ -196,20 +197,23 @@ def _category(values: list[Any], column: str, errors: list[_Error]) -> list[str 
     return _walk(values, column, errors, one)
 
 
-def _senior(values: list[Any], column: str, errors: list[_Error]) -> list[str | None]:
+def _whole_category(values: list[Any], column: str, errors: list[_Error]) -> list[str | None]:
+    """A category whose values are whole numbers (SeniorCitizen's 0/1): the value as text or as an integer."""
+    allowed = frozenset(CATEGORIES[column])
+
     def one(value: Any) -> tuple[str | None, str | None, str]:
-        if isinstance(value, str) and value.strip(" ") in SENIOR_TEXT:
+        if isinstance(value, str) and value.strip(" ") in allowed:
             return value.strip(" "), None, ""
-        if type(value) is int and str(value) in SENIOR_TEXT:
+        if type(value) is int and str(value) in allowed:
             return str(value), None, ""
         return (
             None,
-            f"must be one of {sorted(SENIOR_TEXT)} (text or integer), got {_shown(value)}",
+            f"must be one of {sorted(allowed)} (text or integer), got {_shown(value)}",
             "value_error",
         )
 
     types = {type(v) for v in values}
-    if types == {str} and set(values) <= SENIOR_TEXT:
+    if types == {str} and set(values) <= allowed:
         return values
     return _walk(values, column, errors, one)
 
@@ -298,7 +302,7 @@ def _amount(
         if blank_allowed and _is_blank(value):
             return None, None, ""
         text, problem, kind = _amount_of(value)
-        if problem is not None:
+        if text is None:
             return None, problem, kind
         problem = _in_range(column, float(text))
         return (None, problem, "value_error") if problem else (text, None, "")
@@ -313,7 +317,7 @@ def _optional_amount(values: list[Any], column: str, errors: list[_Error]) -> li
 def _customer_id(values: list[Any], column: str, errors: list[_Error]) -> list[str | None]:
     def one(value: Any) -> tuple[str | None, str | None, str]:
         text, problem = _text(value)
-        if problem is not None:
+        if text is None:
             return None, problem, "string_type"
         if not 1 <= len(text) <= ID_MAX_LENGTH:
             return None, f"must be 1 to {ID_MAX_LENGTH} characters, got {len(text)}", "string_length"
@@ -352,6 +356,7 @@ def _blank_total_only_for_new_customers(
     for row, (total, tenure) in enumerate(zip(columns["TotalCharges"], columns["tenure"], strict=True)):
         if (
             total is None
+            and tenure is not None
             and fields_ok[row]
             and row not in bad_rows
             and int(tenure) != BLANK_TOTAL_CHARGES_TENURE
@@ -391,14 +396,16 @@ def _refusal(errors: Sequence[_Error], single: bool) -> Refused:
     return Refused(422, shown + (f"; and {more} more" if more > 0 else ""), details)
 
 
-_RAW_FIELDS = operator.itemgetter(*RAW_COLUMNS)
-RAW_ORDER = {column: i for i, column in enumerate([*RAW_COLUMNS, EXPLAIN])}
-_CHECKS: dict[str, Check] = {
-    column: _category for column in RAW_COLUMNS if column in CATEGORIES and column != "SeniorCitizen"
-} | {
-    ID_COLUMN: _customer_id,
-    "SeniorCitizen": _senior,
-    "tenure": _whole_number,
-    "MonthlyCharges": _amount,
-    "TotalCharges": _optional_amount,
+_CHECK_OF_KIND: dict[ColumnKind, Check] = {
+    "id": _customer_id,
+    "category": _category,
+    "whole_number_category": _whole_category,
+    "whole_number": _whole_number,
+    "amount": _amount,
+    "optional_amount": _optional_amount,
 }
+
+
+_RAW_FIELDS = operator.itemgetter(*RAW_COLUMNS)
+RAW_ORDER: dict[str | None, int] = {column: i for i, column in enumerate([*RAW_COLUMNS, EXPLAIN])}
+_CHECKS = {column: _CHECK_OF_KIND[column_kind(column)] for column in RAW_COLUMNS}

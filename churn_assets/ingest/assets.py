@@ -9,7 +9,16 @@ drift report, no training.
 import dagster as dg
 
 from churn_assets.automation import BATCH_FRESHNESS
-from churn_assets.ingest.store import FileOutcome, find_batch_file, ingest_file, row_count_mismatches
+from churn_assets.ingest.parse import RAW_LINE, REASON, ROW_NUMBER
+from churn_assets.ingest.store import (
+    BATCH_ID,
+    CUSTOMERS_TABLE,
+    REJECTED_TABLE,
+    FileOutcome,
+    find_batch_file,
+    ingest_file,
+    row_count_mismatches,
+)
 from churn_assets.metadata import column_schema, query_table
 from churn_assets.partitions import BATCHES, LANDED_FILE_TAG
 from churn_assets.resources import StateDirs, Warehouse
@@ -80,15 +89,15 @@ def raw_batch(
         outcome = ingest_file(conn, path)
         mismatches = row_count_mismatches(conn, outcome.sha256)
         lineage = [batch_id]
-        preview = query_table(conn, "select * from raw.customers where _batch_id = ? limit 10", lineage)
+        preview = query_table(conn, f"select * from {CUSTOMERS_TABLE} where {BATCH_ID} = ? limit 10", lineage)
         reasons = query_table(
             conn,
-            "select _row_number, reason, raw_line from raw.rejected_rows "
-            "where _batch_id = ? order by _row_number limit 50",
+            f"select {ROW_NUMBER}, {REASON}, {RAW_LINE} from {REJECTED_TABLE} "
+            f"where {BATCH_ID} = ? order by {ROW_NUMBER} limit 50",
             lineage,
         )
-        customers_schema = column_schema(conn, "raw.customers")
-        rejected_schema = column_schema(conn, "raw.rejected_rows")
+        customers_schema = column_schema(conn, CUSTOMERS_TABLE)
+        rejected_schema = column_schema(conn, REJECTED_TABLE)
 
     log = context.log.info if outcome.status == "loaded" else context.log.warning
     log(

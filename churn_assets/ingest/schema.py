@@ -1,6 +1,16 @@
-"""The landed-file contract: the IBM Telco Customer Churn columns and the values each may take."""
+"""The landed-file contract: the IBM Telco Customer Churn columns and the values each may take.
+
+The one definition of the raw data. Ingestion (`churn_assets.ingest.parse`), the prediction server's
+validation and request model (`serving.validation`, `serving.schemas`) and the registered model's input
+signature (`churn_assets.ml.pyfunc`) are derived from it; what cannot be derived (dbt's `accepted_values`
+and range tests, the feature macro's one-hot columns, the dbt source's lineage columns) is held to it by
+`tests/unit/test_contracts.py`.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Literal
 
 YES_NO = ("Yes", "No")
 INTERNET_ADDON = ("Yes", "No", "No internet service")
@@ -31,6 +41,8 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 
 ID_COLUMN = "customerID"
+# The label: in the landed file and the training data, never in what a client sends for scoring.
+LABEL_COLUMN = "Churn"
 # tenure is a whole number of months; the charges are dollar amounts.
 INTEGER_COLUMNS = ("tenure",)
 DECIMAL_COLUMNS = ("MonthlyCharges", "TotalCharges")
@@ -78,3 +90,20 @@ COLUMNS: tuple[str, ...] = (
     "TotalCharges",
     "Churn",
 )
+
+ColumnKind = Literal["id", "category", "whole_number_category", "whole_number", "amount", "optional_amount"]
+
+
+def column_kind(column: str) -> ColumnKind:
+    """What a column holds, by the rules above: the key, a category (one whose values are all whole numbers,
+    SeniorCitizen's 0/1, reads as numbers too), a whole number, an amount, or an amount that may be blank."""
+    if column == ID_COLUMN:
+        return "id"
+    if column in CATEGORIES:
+        whole = all(re.fullmatch(WHOLE_NUMBER_PATTERN, value) for value in CATEGORIES[column])
+        return "whole_number_category" if whole else "category"
+    if column in INTEGER_COLUMNS:
+        return "whole_number"
+    if column in DECIMAL_COLUMNS:
+        return "optional_amount" if column in BLANK_ALLOWED else "amount"
+    raise ValueError(f"the landed-file contract gives {column!r} no type")

@@ -22,29 +22,36 @@ from typing import Literal
 
 import duckdb
 
-from churn_assets.ingest.parse import ROW_NUMBER, BatchChunk, BatchReader, FileRejected
+from churn_assets.ingest.parse import RAW_LINE, REASON, ROW_NUMBER, BatchChunk, BatchReader, FileRejected
 from churn_assets.ingest.schema import COLUMNS
 
+# The raw tables (dbt reads the first two as the `raw` source, dbt_project/models/staging/__sources.yml).
+RAW_SCHEMA = "raw"
+CUSTOMERS_TABLE = f"{RAW_SCHEMA}.customers"
+REJECTED_TABLE = f"{RAW_SCHEMA}.rejected_rows"
+LANDED_FILES_TABLE = f"{RAW_SCHEMA}.landed_files"
+DUPLICATE_FILES_TABLE = f"{RAW_SCHEMA}.duplicate_files"
+# Lineage of every stored row, accepted or rejected: which file (batch id, name, sha256), which line, when.
+BATCH_ID, SOURCE_FILE, FILE_SHA256, INGESTED_AT = "_batch_id", "_source_file", "_file_sha256", "_ingested_at"
+LINEAGE_COLUMNS = (BATCH_ID, SOURCE_FILE, FILE_SHA256, ROW_NUMBER, INGESTED_AT)
+
+_FILE_LINEAGE = f"""
+    {BATCH_ID} varchar not null,
+    {SOURCE_FILE} varchar not null,
+    {FILE_SHA256} varchar not null,
+    {ROW_NUMBER} integer not null"""
 _DDL = f"""
-create schema if not exists raw;
-create table if not exists raw.customers (
-    {", ".join(f'"{c}" varchar' for c in COLUMNS)},
-    _batch_id varchar not null,
-    _source_file varchar not null,
-    _file_sha256 varchar not null,
-    _row_number integer not null,
-    _ingested_at timestamp not null
+create schema if not exists {RAW_SCHEMA};
+create table if not exists {CUSTOMERS_TABLE} (
+    {", ".join(f'"{c}" varchar' for c in COLUMNS)},{_FILE_LINEAGE},
+    {INGESTED_AT} timestamp not null
 );
-create table if not exists raw.rejected_rows (
-    _batch_id varchar not null,
-    _source_file varchar not null,
-    _file_sha256 varchar not null,
-    _row_number integer not null,
-    raw_line varchar not null,
-    reason varchar not null,
-    _ingested_at timestamp not null
+create table if not exists {REJECTED_TABLE} ({_FILE_LINEAGE},
+    {RAW_LINE} varchar not null,
+    {REASON} varchar not null,
+    {INGESTED_AT} timestamp not null
 );
-create table if not exists raw.landed_files (
+create table if not exists {LANDED_FILES_TABLE} (
     batch_id varchar not null,
     source_file varchar not null,
     file_sha256 varchar primary key,
@@ -55,7 +62,7 @@ create table if not exists raw.landed_files (
     reason varchar,
     ingested_at timestamp not null
 );
-create table if not exists raw.duplicate_files (
+create table if not exists {DUPLICATE_FILES_TABLE} (
     source_file varchar not null,
     file_sha256 varchar not null,
     duplicate_of varchar not null,     -- the file first loaded with this content
@@ -119,7 +126,9 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, path: Path) -> FileOutcome:
     sha = path_sha256(path)
     seen_as = next(
         iter(
-            conn.execute("select source_file from raw.landed_files where file_sha256 = ?", [sha]).fetchall()
+            conn.execute(
+                f"select source_file from {LANDED_FILES_TABLE} where file_sha256 = ?", [sha]
+            ).fetchall()
         ),
         None,
     )
@@ -128,7 +137,8 @@ def ingest_file(conn: duckdb.DuckDBPyConnection, path: Path) -> FileOutcome:
         if seen_as[0] == path.name:
             return FileOutcome(path.name, sha, "skipped", reason="already ingested (same sha256)")
         conn.execute(
-            "insert into raw.duplicate_files values (?, ?, ?, ?)", [path.name, sha, seen_as[0], ingested_at]
+            f"insert into {DUPLICATE_FILES_TABLE} values (?, ?, ?, ?)",
+            [path.name, sha, seen_as[0], ingested_at],
         )
         return FileOutcome(
             path.name, sha, "duplicate", reason=f"same content as {seen_as[0]}, already ingested"
@@ -172,18 +182,18 @@ def _insert_rows(
     accepted, rejected = chunk.accepted.to_arrow(), chunk.rejected.to_arrow()  # noqa: F841 (scanned by DuckDB)
     columns = ", ".join(f'"{c}"' for c in COLUMNS)
     conn.execute(
-        f"insert into raw.customers select {columns}, ?, ?, ?, {ROW_NUMBER}, ? from accepted",
+        f"insert into {CUSTOMERS_TABLE} select {columns}, ?, ?, ?, {ROW_NUMBER}, ? from accepted",
         [*lineage, ingested_at],
     )
     conn.execute(
-        f"insert into raw.rejected_rows select ?, ?, ?, {ROW_NUMBER}, raw_line, reason, ? from rejected",
+        f"insert into {REJECTED_TABLE} select ?, ?, ?, {ROW_NUMBER}, {RAW_LINE}, {REASON}, ? from rejected",
         [*lineage, ingested_at],
     )
 
 
 def _log_file(conn: duckdb.DuckDBPyConnection, outcome: FileOutcome, ingested_at: datetime) -> None:
     conn.execute(
-        "insert into raw.landed_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {LANDED_FILES_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             outcome.batch_id,
             outcome.source_file,
@@ -204,12 +214,12 @@ def row_count_mismatches(
     """Loaded files (all, or the one with ``sha256``) whose stored accepted + rejected rows differ from the
     records in the file."""
     return conn.execute(
-        """
+        f"""
         with stored as (
             select f.source_file, f.rows_in_file,
-                   (select count(*) from raw.customers c where c._file_sha256 = f.file_sha256) as accepted,
-                   (select count(*) from raw.rejected_rows r where r._file_sha256 = f.file_sha256) as rejected
-            from raw.landed_files f
+                   (select count(*) from {CUSTOMERS_TABLE} c where c.{FILE_SHA256} = f.file_sha256) as accepted,
+                   (select count(*) from {REJECTED_TABLE} r where r.{FILE_SHA256} = f.file_sha256) as rejected
+            from {LANDED_FILES_TABLE} f
             where f.status = 'loaded' and (? is null or f.file_sha256 = ?)
         )
         select * from stored where rows_in_file <> accepted + rejected

@@ -2,7 +2,8 @@
 
 Feature engineering travels with the model as the same DuckDB SQL used in training, so serving
 cannot drift from it. The fitted estimator is pickled inside the python model (cloudpickle, by
-MLflow); loading therefore needs this package importable, as it is in the serving image.
+MLflow); loading therefore needs this package importable, so training logs it with the model
+(`code_paths`).
 
 What a plain MLflow user can send (`mlflow.pyfunc.load_model(uri).predict(frame)`, or a JSON body to
 `mlflow models serve`): the Telco records as they hold them. The input signature is built by
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from churn_assets.ingest.schema import (
@@ -34,13 +36,14 @@ from churn_assets.ingest.schema import (
     COLUMNS,
     DECIMAL_COLUMNS,
     INTEGER_COLUMNS,
+    LABEL_COLUMN,
     WHOLE_NUMBER_PATTERN,
 )
 from churn_assets.ml.matrix import feature_matrix
 from churn_assets.ml.metrics import predict_at
 
 REQUEST_RELATION = "request_rows"
-RAW_COLUMNS = tuple(c for c in COLUMNS if c != "Churn")  # what a client sends: no label
+RAW_COLUMNS = tuple(c for c in COLUMNS if c != LABEL_COLUMN)  # what a client sends: no label
 # Columns a reader of the CSV gets as numbers (pandas.read_csv parses them): the whole-number and amount
 # columns of the contract, and the categories whose every value is a whole number (SeniorCitizen's 0/1).
 INTEGER_INPUTS = tuple(
@@ -128,7 +131,7 @@ def _refuse(column: str, values: pd.Series, bad: pa.Array, reason: str) -> None:
     raise ValueError(f"{column}: {reason} in row(s) {shown}{more}")
 
 
-class ChurnModel(mlflow.pyfunc.PythonModel):
+class ChurnModel(PythonModel):
     """Scores raw records: `feature_sql` over `request_rows` → matrix in `feature_columns` order → model.
 
     `threshold`, `feature_sql`, `feature_columns` and `raw_columns` are public so a server can read

@@ -84,8 +84,9 @@ class PromotionDecision:
     champion_version: str | None
 
 
-def test_records(snapshot: TrainingSnapshot) -> tuple[pl.DataFrame, np.ndarray]:
-    """Raw records of the test customers, in the order of the test split's feature rows, and their labels."""
+def holdout_records(snapshot: TrainingSnapshot) -> tuple[pl.DataFrame, np.ndarray]:
+    """Raw records of the held-out test customers, in the order of the test split's feature rows, and their
+    labels: what the registered version and the champion are scored on."""
     test = split_frames(snapshot.features).test
     raw = snapshot.raw_records.with_columns(customer_id=pl.col("customerID").str.strip_chars())
     ordered = test.select("customer_id").join(raw, on="customer_id", how="left", maintain_order="left")
@@ -144,7 +145,7 @@ def registered_model(
             **{f"test_{k}": f"{v:.6f}" for k, v in test_metrics.items()},
         },
     )
-    records, _ = test_records(training_snapshot)
+    records, _ = holdout_records(training_snapshot)
     reloaded_proba = _score(f"models:/{name}/{version.version}", records)
     policy = GatePolicy(config.min_roc_auc, config.min_pr_auc)
     gate = [
@@ -219,7 +220,7 @@ def promotion_decision(
     policy = PromotionPolicy(config.min_auc_gain, config.confidence, config.n_bootstrap)
     comparison = None
     if champion is not None and str(champion.version) != version:
-        records, y_test = test_records(training_snapshot)
+        records, y_test = holdout_records(training_snapshot)
         champion_proba = _score(f"models:/{name}/{champion.version}", records)
         comparison = paired_auc_gain(y_test, registered_model.test_proba, champion_proba, policy)
     approval = (
@@ -231,7 +232,7 @@ def promotion_decision(
     decision = decide(comparison, failures, policy, approval)
     champion_version = None if champion is None else str(champion.version)
     tags = {"decision": decision.outcome, "decision_reason": decision.reason[:4000]}
-    if comparison is not None:
+    if comparison is not None and champion_version is not None:
         tags |= {
             "decision_compared_with": champion_version,
             "decision_challenger_auc": f"{comparison.challenger_auc:.6f}",

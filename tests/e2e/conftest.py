@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +14,7 @@ import httpx
 import polars as pl
 import pytest
 
-from churn_assets.settings import REPO_ROOT
+from benchmarks.servers import ManagedServer, free_port, prediction_server
 from tests.conftest import Installation
 
 
@@ -25,79 +22,48 @@ from tests.conftest import Installation
 class Server:
     url: str
     home: Path
-    process: subprocess.Popen
-    log_path: Path
+    managed: ManagedServer
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)
 
     @property
     def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
+        return self.managed.port
 
+    @property
+    def process(self) -> subprocess.Popen:
+        if self.managed.proc is None:
+            raise RuntimeError("the server is stopped")
+        return self.managed.proc
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    @property
+    def log_path(self) -> Path:
+        return self.managed.log_path
 
 
 @contextmanager
 def running_server(home: Path, log_dir: Path, *, ready: bool = True, **env: str) -> Iterator[Server]:
-    port = _free_port()
-    log_path = log_dir / f"server-{port}.log"
+    """`python -m serving` for `home` on a free port (benchmarks/servers.py starts and stops it). `ready`:
+    wait until /health says 200; else a 503 (up, nothing to serve) will do."""
+    port = free_port()
     environment = {
         **os.environ,
         "CHURN_HOME": str(home),
-        "CHURN_SERVE_PORT": str(port),
         "CHURN_SERVE_WORKERS": "2",
         "CHURN_MODEL_POLL_S": "1",
         "CHURN_LOG_FLUSH_S": "0.5",
         **env,
     }
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving"],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", home, process, log_path)
-    try:
-        _wait(server, ready)
-        yield server
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+    with prediction_server(port, log_dir / f"server-{port}.log", environment, "python -m serving") as managed:
+        managed.wait_ready(240, ready=(200,) if ready else (200, 503))
+        yield Server(f"http://127.0.0.1:{port}", home, managed)
 
 
-def _wait(server: Server, ready: bool, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {server.process.returncode}:\n{server.log_path.read_text()[-3000:]}"
-            )
-        try:
-            status = httpx.get(f"{server.url}/health", timeout=2).status_code
-            if status == 200 or (not ready and status == 503):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"server not ready after {timeout_s}s:\n{server.log_path.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(materialized: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Two workers per API, no API key, serving the champion of the materialized installation."""
+    """Two workers per API, no API key, serving the champion of the module's materialized installation."""
     with running_server(materialized.settings.home, tmp_path_factory.mktemp("server-logs")) as running:
         yield running
 

@@ -84,7 +84,7 @@ def test_ab_share_routes_customers_steadily_and_follows_the_alias(
         answered = {p["customerID"]: (p["model_alias"], p["model_version"]) for p in batch["predictions"]}
         assert [p["customerID"] for p in batch["predictions"]] == [r["customerID"] for r in records]
         assert answered == {
-            c: ("challenger", challenger) if to_challenger else ("champion", champion)
+            c: (CHALLENGER_ALIAS, challenger) if to_challenger else (CHAMPION_ALIAS, champion)
             for c, to_challenger in expected.items()
         }
         assert 0.4 < sum(expected.values()) / len(expected) < 0.6
@@ -105,9 +105,9 @@ def test_ab_share_routes_customers_steadily_and_follows_the_alias(
             - metric(before, "churn_predictions_total", **labels)
         )
         to_challenger = sum(expected.values()) + 2 * sum(expected[r["customerID"]] for r in records[:40])
-        assert delta(alias="challenger", shadow="false") == to_challenger
-        assert delta(alias="champion", shadow="false") == 300 + 80 - to_challenger
-        assert metric(after, "churn_model_version_info", alias="challenger", version=challenger) == 4
+        assert delta(alias=CHALLENGER_ALIAS, shadow="false") == to_challenger
+        assert delta(alias=CHAMPION_ALIAS, shadow="false") == 300 + 80 - to_challenger
+        assert metric(after, "churn_model_version_info", alias=CHALLENGER_ALIAS, version=challenger) == 4
 
         # The alias moves: every worker follows within a few poll intervals (CHURN_MODEL_POLL_S=1).
         moved_at = time.monotonic()
@@ -138,7 +138,7 @@ def test_ab_share_routes_customers_steadily_and_follows_the_alias(
             batch = http.post("/batch-predict", json=records[:50]).json()
             health = http.get("/health").json()
         assert {(p["model_alias"], p["model_version"]) for p in batch["predictions"]} == {
-            ("champion", champion)
+            (CHAMPION_ALIAS, champion)
         }
         assert health == {"status": "ok"}  # the challenger's absence is not a fault of the service
 
@@ -172,21 +172,22 @@ def test_shadow_logs_the_challenger_and_answers_with_the_champion(
         )
 
     assert {(p["model_alias"], p["model_version"]) for p in [*batch["predictions"], single]} == {
-        ("champion", champion)
+        (CHAMPION_ALIAS, champion)
     }
     for rows, customers, answers in logged:
         served, shadow = rows.filter(~pl.col("shadow")), rows.filter(pl.col("shadow"))
         assert served["customer_id"].to_list() == customers
-        assert set(served["model_alias"]) == {"champion"} and set(served["model_version"]) == {champion}
+        assert set(served["model_alias"]) == {CHAMPION_ALIAS} and set(served["model_version"]) == {champion}
         assert served["churn_probability"].to_list() == [a["churn_probability"] for a in answers]
         assert sorted(shadow["customer_id"].to_list()) == sorted(customers)  # the same request's customers
-        assert set(shadow["model_alias"]) == {"challenger"} and set(shadow["model_version"]) == {challenger}
+        assert set(shadow["model_alias"]) == {CHALLENGER_ALIAS}
+        assert set(shadow["model_version"]) == {challenger}
     delta = lambda **labels: (  # noqa: E731
         metric(after, "churn_predictions_total", **labels)
         - metric(before, "churn_predictions_total", **labels)
     )
-    assert delta(alias="challenger", shadow="true") == 101
-    assert delta(alias="champion", shadow="false") == 101
+    assert delta(alias=CHALLENGER_ALIAS, shadow="true") == 101
+    assert delta(alias=CHAMPION_ALIAS, shadow="false") == 101
     assert metric(after, "churn_shadow_failures_total") == 0
 
     # Drift monitoring reads what was answered: every row of the log but the shadow ones.

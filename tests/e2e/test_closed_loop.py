@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks.loop_driver import REPO_ROOT, Loop
 from churn_assets.definitions import build_definitions
+from churn_assets.ml.champion import MODEL_NAME
 from churn_assets.settings import Settings
 from churn_assets.training.registry import PROMOTION_DECISION
 from tests.e2e.dagster_ui import dagster_ui
@@ -117,7 +118,7 @@ def test_rollback_moves_the_alias_back_and_the_server_follows(loop: Loop, promot
     loop.wait_for(
         "the server on the rolled-back version", lambda: loop.served_version(record) == old or None, 30
     )
-    assert loop.registry().get_model_version("telco-churn", old).tags["promotion_reason"] == "e2e rollback"
+    assert loop.registry().get_model_version(MODEL_NAME, old).tags["promotion_reason"] == "e2e rollback"
 
     assert f"v{old} → v{new}" in _churn(loop, "model", "promote", new, "--reason", "e2e promote back")
     loop.wait_for(

@@ -15,12 +15,11 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
+from churn_assets.ml.champion import CHAMPION_ALIAS, MODEL_NAME
 from serving.config import ServeSettings
 from serving.workers import live_statuses
 from tests.conftest import Installation
 from tests.e2e.conftest import Server, running_server, until
-
-MODEL = "telco-churn"
 
 
 def _workers(server: Server, api_path: str) -> list[int]:
@@ -118,10 +117,10 @@ def test_a_restart_with_a_broken_champion_serves_the_last_good_version(
     """`server` has loaded v1 (so this home's cache holds it); the alias then moves to a version that cannot
     load, and a server started now serves v1, says why, and takes the champion once one loads."""
     client = MlflowClient(materialized.settings.mlflow_tracking_uri)
-    v1 = client.get_model_version(MODEL, "1")
-    broken = client.create_model_version(MODEL, source=str(tmp_path / "no-such-model"), run_id=v1.run_id)
+    v1 = client.get_model_version(MODEL_NAME, "1")
+    broken = client.create_model_version(MODEL_NAME, source=str(tmp_path / "no-such-model"), run_id=v1.run_id)
     try:
-        client.set_registered_model_alias(MODEL, "champion", broken.version)
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, broken.version)
         with running_server(materialized.settings.home, tmp_path, CHURN_SERVE_WORKERS="1") as restarted:
             with restarted.client() as http:
                 health = http.get("/health")
@@ -130,18 +129,20 @@ def test_a_restart_with_a_broken_champion_serves_the_last_good_version(
             assert health.status_code == 200 and health.json()["status"] == "degraded"
             assert f"v{broken.version}" in health.json()["reason"]
             assert info["version"] == "1" and info["champion_version"] == str(broken.version)
-            assert any(f"refused {MODEL} v{broken.version}" in e for e in info["load_errors"])
+            assert any(f"refused {MODEL_NAME} v{broken.version}" in e for e in info["load_errors"])
             assert scored["model_version"] == "1"
             for text in (health.text, json.dumps(info)):
                 assert str(tmp_path) not in text and str(materialized.settings.home) not in text
 
-            fixed = client.create_model_version(MODEL, source=v1.source, run_id=v1.run_id, tags=dict(v1.tags))
-            client.set_registered_model_alias(MODEL, "champion", fixed.version)
+            fixed = client.create_model_version(
+                MODEL_NAME, source=v1.source, run_id=v1.run_id, tags=dict(v1.tags)
+            )
+            client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, fixed.version)
             assert until(lambda: _info(restarted)["versions_served"] == [str(fixed.version)], 60)
             assert _info(restarted)["load_errors"] == []
             assert until(lambda: httpx.get(f"{restarted.url}/health").json() == {"status": "ok"}, 30)
     finally:
-        client.set_registered_model_alias(MODEL, "champion", "1")
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, "1")
         assert until(lambda: _info(server)["versions_served"] == ["1"], 60)
 
 

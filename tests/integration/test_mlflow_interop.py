@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from benchmarks.servers import ManagedServer, free_port
+from churn_assets.ml.champion import CHAMPION_ALIAS, MODEL_NAME
 from tests.conftest import Installation
 
-CHAMPION = "models:/telco-churn@champion"
+CHAMPION = f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}"
 NUMBERS = ["SeniorCitizen", "tenure", "MonthlyCharges", "TotalCharges"]
 
 

@@ -11,11 +11,8 @@ files loaded, each exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +25,7 @@ import duckdb
 import pytest
 from dagster import DagsterEventType
 
+from benchmarks.servers import DAGSTER_UI_READY_PATH, ManagedServer, free_port
 from churn_assets.jobs import INGEST_JOB
 from churn_assets.settings import REPO_ROOT, Settings
 from tests.csv_fixtures import GOOD_ROWS, write_csv
@@ -48,12 +46,6 @@ def _wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Pat
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n--- churn ui output (tail) ---\n{tail}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rows(prefix: str, count: int) -> list[str]:
@@ -93,17 +85,6 @@ def _ingest_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(reversed(instance.get_runs(filters=dg.RunsFilter(job_name=INGEST_JOB))))
 
 
-def _stop(ui: subprocess.Popen) -> None:
-    """SIGTERM the whole group (dagster dev stops its services), then SIGKILL what is left (run workers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(ui.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        ui.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(ui.pid, signal.SIGKILL)
-    ui.wait()
-
-
 def _warehouse(settings: Settings, sql: str) -> list[tuple]:
     """Read the warehouse between two steps of the running job (retry while a writer holds the lock)."""
     for _ in range(50):
@@ -121,16 +102,14 @@ def test_a_killed_ingestion_run_frees_its_slot_and_the_next_file_loads(tmp_path:
     settings = Settings(home=tmp_path / "home")
     settings.landing_dir.mkdir(parents=True)
     big = _land(settings.landing_dir, "batch-1.csv", _rows("K", BIG_ROWS))
-    log = tmp_path / "churn-ui.log"
-    with log.open("wb") as out:
-        ui = subprocess.Popen(
-            [str(Path(sys.executable).parent / "churn"), "ui"],
-            env=_ui_env(settings.home, _free_port()),
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: dagster dev, code server, run and step workers
-        )
+    log, port = tmp_path / "churn-ui.log", free_port()
+    argv = [str(Path(sys.executable).parent / "churn"), "ui"]
+    # Its own process group (dagster dev, code server, run and step workers), all stopped at the end.
+    ui = ManagedServer(
+        "churn ui", argv, _ui_env(settings.home, port), port, DAGSTER_UI_READY_PATH, log, REPO_ROOT
+    )
+    ui.start()
+    assert ui.proc is not None
     started = time.monotonic()
     try:
         _wait_for(
@@ -160,7 +139,7 @@ def test_a_killed_ingestion_run_frees_its_slot_and_the_next_file_loads(tmp_path:
                 if (e.message or "").startswith("Started process for run")
             ]
             run_pid = _pid(run_started)
-            assert os.getpgid(run_pid) == ui.pid  # ours, not another test's
+            assert os.getpgid(run_pid) == ui.proc.pid  # ours, not another test's
             os.kill(run_pid, signal.SIGKILL)
             killed = time.time()
             assert _step_event(instance, first.run_id, DagsterEventType.STEP_SUCCESS) is None, (
@@ -240,7 +219,7 @@ def test_a_killed_ingestion_run_frees_its_slot_and_the_next_file_loads(tmp_path:
             for path in (settings.home, settings.duckdb_path, settings.dagster_home / "history" / "runs.db"):
                 assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
     finally:
-        _stop(ui)
+        ui.stop()
 
     print(
         f"\nkill -9 of run {first.run_id[:8]} {KILL_AFTER_STEP_START_S} s into its ingestion step;"

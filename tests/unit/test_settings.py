@@ -100,8 +100,12 @@ def test_the_installation_dbt_profile_names_its_own_warehouse(tmp_path: Path) ->
 
 # What the code imports, imported first: their own changes at import (MLflow's telemetry session id, jemalloc
 # settings of the native libraries) are theirs; the test holds the project's modules to none.
-LIBRARIES = "dagster, dagster_dbt, mlflow, polars, pyarrow, duckdb, pandas, sklearn, xgboost, litserve, fastapi"
-PROJECT = "churn_assets.definitions, churn_assets.monitoring.drift, churn_assets.monitoring.profile, serving.server"
+LIBRARIES = (
+    "dagster, dagster_dbt, mlflow, polars, pyarrow, duckdb, pandas, sklearn, xgboost, litserve, fastapi"
+)
+PROJECT = (
+    "churn_assets.definitions, churn_assets.monitoring.drift, churn_assets.monitoring.profile, serving.server"
+)
 
 
 @pytest.mark.integration  # imports everything in a fresh interpreter: seconds

@@ -7,13 +7,14 @@ from mlflow.tracking import MlflowClient
 
 from churn_assets.ml.champion import (
     CHAMPION_ALIAS,
+    MODEL_NAME,
     champion_history,
     move_champion,
     rollback,
     version_by_alias,
 )
 
-NAME = "telco-churn"
+NAME = MODEL_NAME
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from churn_assets.ml.families import build_estimator
 from churn_assets.ml.matrix import feature_matrix
 from churn_assets.ml.pyfunc import RAW_COLUMNS, REQUEST_RELATION, ChurnModel, log_churn_model, request_table
 
-FEATURE_SQL = """
+FEATURE_SQL = f"""
 select customerID as customer_id,
        cast(tenure as double) as tenure,
        cast(MonthlyCharges as double) as monthly_charges,
        coalesce(try_cast(TotalCharges as double), 0.0) as total_charges
-from request_rows
+from {REQUEST_RELATION}
 """
 FEATURES = ["tenure", "monthly_charges", "total_charges"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
+from churn_assets.ml.champion import CHAMPION_ALIAS
 from serving.metrics import observe_many
 
 
@@ -23,9 +24,9 @@ def test_observe_many_equals_one_observe_per_value() -> None:
     many = Histogram("many", "all at once", ["alias"], buckets=buckets, registry=CollectorRegistry())
     values = np.concatenate([np.random.default_rng(3).random(997), [0.0, 0.1, 0.2, 0.5, 1.0, 1.5]])
     for v in values:
-        one.labels("champion").observe(v)
-    observe_many(many.labels("champion"), values)
-    observe_many(many.labels("champion"), np.array([]))
+        one.labels(CHAMPION_ALIAS).observe(v)
+    observe_many(many.labels(CHAMPION_ALIAS), values)
+    observe_many(many.labels(CHAMPION_ALIAS), np.array([]))
     rename = lambda samples: {(n.replace("many", "one"), labels): v for (n, labels), v in samples.items()}  # noqa: E731
     got = rename(_samples(many))
     expected = _samples(one)

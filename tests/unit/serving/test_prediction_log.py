@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from churn_assets.ml.champion import CHAMPION_ALIAS, MODEL_NAME
 from serving.prediction_log import PredictionLog, Served, log_frame
 
 
@@ -33,9 +34,9 @@ def _served(request_id: str, ids: list[str], columns: tuple[str, ...], *, shadow
         request_id=request_id,
         served_at=datetime(2026, 11, 27, 12, 0, tzinfo=UTC),
         endpoint="/batch-predict",
-        model_name="telco-churn",
+        model_name=MODEL_NAME,
         model_version="1" if columns == ("a", "b") else "2",
-        model_alias="champion",
+        model_alias=CHAMPION_ALIAS,
         shadow=shadow,
         records={"customerID": ids, "TotalCharges": [None] * n},
         feature_columns=columns,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi import HTTPException
 
+from churn_assets.ml.champion import CHALLENGER_ALIAS, CHAMPION_ALIAS, MODEL_NAME
 from serving import metrics
 from serving.prediction_log import log_frame
 from serving.scoring import BUCKETS, Arm, bucket, goes_to_challenger, score
@@ -56,7 +57,7 @@ class FakeModel:
 
     def __init__(self, version: str, offset: float, broken: bool = False, nan_for: str | None = None):
         self.name, self.version, self.offset, self.broken, self.nan_for = (
-            "telco-churn",
+            MODEL_NAME,
             version,
             offset,
             broken,
@@ -80,7 +81,7 @@ class FakeModel:
         return matrix
 
 
-CHAMPION, CHALLENGER = Arm(FakeModel("1", 0.0), "champion"), Arm(FakeModel("2", 0.25), "challenger")
+CHAMPION, CHALLENGER = Arm(FakeModel("1", 0.0), CHAMPION_ALIAS), Arm(FakeModel("2", 0.25), CHALLENGER_ALIAS)
 
 
 def _score(records, challenger=CHALLENGER, share=0.0, shadow=False):
@@ -113,11 +114,11 @@ def test_ab_mixes_a_batch_keeps_its_order_and_names_who_answered() -> None:
     assert [p["customerID"] for p in predictions] == [r["customerID"] for r in records]
     for record, prediction in zip(records, predictions, strict=True):
         to_challenger = goes_to_challenger(record["customerID"], 0.5)
-        assert prediction["model_alias"] == ("challenger" if to_challenger else "champion")
+        assert prediction["model_alias"] == (CHALLENGER_ALIAS if to_challenger else CHAMPION_ALIAS)
         assert prediction["model_version"] == ("2" if to_challenger else "1")
         expected = record["tenure"] / 100 + (0.25 if to_challenger else 0.0)
         assert prediction["churn_probability"] == pytest.approx(expected)
-    assert {p["model_alias"] for p in predictions} == {"champion", "challenger"}
+    assert {p["model_alias"] for p in predictions} == {CHAMPION_ALIAS, CHALLENGER_ALIAS}
     assert len(logged) == 400 and not any(row["shadow"] for row in logged)
     by_customer = {row["customer_id"]: row for row in logged}
     for prediction in predictions:
@@ -131,14 +132,16 @@ def test_ab_mixes_a_batch_keeps_its_order_and_names_who_answered() -> None:
 
 def test_without_a_challenger_everything_is_the_champions() -> None:
     predictions, logged = _score(_records(50), challenger=None, share=0.5, shadow=True)
-    assert {(p["model_alias"], p["model_version"]) for p in predictions} == {("champion", "1")}
-    assert len(logged) == 50 and {(r["model_alias"], r["shadow"]) for r in logged} == {("champion", False)}
+    assert {(p["model_alias"], p["model_version"]) for p in predictions} == {(CHAMPION_ALIAS, "1")}
+    assert len(logged) == 50 and {(r["model_alias"], r["shadow"]) for r in logged} == {
+        (CHAMPION_ALIAS, False)
+    }
 
 
 def test_shadow_logs_the_challengers_scores_and_answers_with_the_champion() -> None:
     records = _records(30)
     predictions, logged = _score(records, shadow=True)
-    assert {(p["model_alias"], p["model_version"]) for p in predictions} == {("champion", "1")}
+    assert {(p["model_alias"], p["model_version"]) for p in predictions} == {(CHAMPION_ALIAS, "1")}
     served = [r for r in logged if not r["shadow"]]
     shadow = [r for r in logged if r["shadow"]]
     assert (
@@ -147,7 +150,7 @@ def test_shadow_logs_the_challengers_scores_and_answers_with_the_champion() -> N
         == [r["customerID"] for r in records]
     )
     assert {(r["model_alias"], r["model_version"], r["request_id"]) for r in shadow} == {
-        ("challenger", "2", "r1")
+        (CHALLENGER_ALIAS, "2", "r1")
     }
     assert [r["churn_probability"] for r in shadow] == pytest.approx(
         [p["churn_probability"] + 0.25 for p in predictions]
@@ -157,15 +160,15 @@ def test_shadow_logs_the_challengers_scores_and_answers_with_the_champion() -> N
 def test_shadow_with_a_share_shadows_only_what_the_champion_answered() -> None:
     records = _records(200)
     predictions, logged = _score(records, share=0.3, shadow=True)
-    champion_answered = [p["customerID"] for p in predictions if p["model_alias"] == "champion"]
+    champion_answered = [p["customerID"] for p in predictions if p["model_alias"] == CHAMPION_ALIAS]
     assert [r["customer_id"] for r in logged if r["shadow"]] == champion_answered
 
 
 @pytest.mark.parametrize(
     "challenger",
     [
-        Arm(FakeModel("3", 0.0, broken=True), "challenger"),
-        Arm(FakeModel("3", 0.0, nan_for="*"), "challenger"),
+        Arm(FakeModel("3", 0.0, broken=True), CHALLENGER_ALIAS),
+        Arm(FakeModel("3", 0.0, nan_for="*"), CHALLENGER_ALIAS),
     ],
     ids=["raises", "non-finite"],
 )
@@ -184,7 +187,7 @@ def test_a_failing_shadow_changes_no_answer_and_is_counted(challenger: Arm) -> N
 def test_non_finite_features_in_the_answering_model_name_the_request_row() -> None:
     records = _records(300)
     routed = next(k for k, r in enumerate(records) if goes_to_challenger(r["customerID"], 0.5))
-    challenger = Arm(FakeModel("2", 0.0, nan_for=records[routed]["customerID"]), "challenger")
+    challenger = Arm(FakeModel("2", 0.0, nan_for=records[routed]["customerID"]), CHALLENGER_ALIAS)
     with pytest.raises(HTTPException) as refused:
         _score(records, challenger=challenger, share=0.5)
     assert refused.value.status_code == 422
@@ -195,4 +198,4 @@ def test_explain_uses_the_model_that_answered() -> None:
     records = [{**r, "explain": True} for r in _records(40)]
     predictions, _ = _score(records, share=0.5)
     assert all(p["top_features"][0]["feature"] == "tenure_months" for p in predictions)
-    assert {p["model_alias"] for p in predictions} == {"champion", "challenger"}
+    assert {p["model_alias"] for p in predictions} == {CHAMPION_ALIAS, CHALLENGER_ALIAS}
