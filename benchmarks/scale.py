@@ -115,6 +115,7 @@ def stage_dbt(home: Path, data: Path) -> dict:
     import duckdb
 
     from churn_assets.definitions import build_definitions
+    from churn_assets.transform.relations import TRAINING_SET_TABLE
 
     settings = _settings(home)
     resources = build_definitions(settings).resources
@@ -124,7 +125,7 @@ def stage_dbt(home: Path, data: Path) -> dict:
     results = json.loads((invocation.target_path / "run_results.json").read_text())["results"]
     statuses = [r["status"] for r in results]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
-        (rows,) = conn.execute("select count(*) from marts.training_set").fetchone()
+        (rows,) = conn.execute(f"select count(*) from {TRAINING_SET_TABLE}").fetchone()
     return {
         "wall_s": wall,
         "success": invocation.is_successful(),

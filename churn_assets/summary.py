@@ -7,6 +7,7 @@ import duckdb
 from churn_assets.headless import HeadlessResult
 from churn_assets.ingest.store import LANDED_FILES_TABLE
 from churn_assets.settings import Settings
+from churn_assets.transform.relations import CUSTOMER_FEATURES_TABLE, STG_CUSTOMERS_TABLE, TRAINING_SET_TABLE
 
 
 def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float) -> None:
@@ -23,13 +24,13 @@ def print_summary(settings: Settings, outcome: HeadlessResult, elapsed_s: float)
             lines.append(
                 f"  files {status:<8} {n:>4}   rows accepted {accepted:>7}   rows rejected {rejected:>5}"
             )
-        for table in ("staging.stg_customers", "marts.customer_features", "marts.training_set"):
+        for table in (STG_CUSTOMERS_TABLE, CUSTOMER_FEATURES_TABLE, TRAINING_SET_TABLE):
             if _exists(conn, table):
                 (count,) = conn.execute(f"select count(*) from {table}").fetchall()[0]
                 lines.append(f"  {table:<26} {count:>7} rows")
-        if _exists(conn, "marts.training_set"):
+        if _exists(conn, TRAINING_SET_TABLE):
             splits = conn.execute(
-                "select split, count(*), round(avg(churn), 3) from marts.training_set group by 1 order by 1"
+                f"select split, count(*), round(avg(churn), 3) from {TRAINING_SET_TABLE} group by 1 order by 1"
             ).fetchall()
             lines.append("  split: " + ", ".join(f"{s} {n} (churn {r})" for s, n, r in splits))
     evaluations = outcome.get_asset_check_evaluations()

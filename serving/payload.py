@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from fastapi.responses import JSONResponse
 
+from churn_assets.ingest.schema import LABEL_COLUMN
+
 
 class Refused(Exception):
     """A request answered here, before it reaches the application."""
@@ -152,7 +154,7 @@ def csv_records(text: str) -> list[dict[str, str]]:
                     f"unreadable text/csv body: row {row} has {len(fields)} fields, the header has {len(header)}",
                 )
             record = dict(zip(header, fields, strict=True))
-            record.pop("Churn", None)
+            record.pop(LABEL_COLUMN, None)
             rows.append(record)
     except csv.Error as exc:
         raise Refused(400, f"unreadable text/csv body: line {reader.line_num}: {exc}") from exc

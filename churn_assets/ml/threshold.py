@@ -17,8 +17,7 @@ forgone by not contacting a churner),
 
 The empirical rule is used rather than t* because it stays right when calibration is imperfect.
 
-Fallback rule — the score maximising F1, for when no campaign economics are configured.
-Both rules share the convention of `metrics.predict_at`: churn iff p >= threshold.
+The rule shares the convention of `metrics.predict_at`: churn iff p >= threshold.
 """
 
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-ThresholdRule = Literal["expected_net_value", "max_f1"]
+ThresholdRule = Literal["expected_net_value"]
 
 
 @dataclass(frozen=True)
@@ -92,21 +91,5 @@ def cost_based_threshold(
         threshold=float(thresholds[best]),
         rule="expected_net_value",
         value=float(values[best]),
-        contact_rate=float((tp[best] + fp[best]) / (tp[-1] + fp[-1])),
-    )
-
-
-def f1_threshold(y_true: np.ndarray, proba: np.ndarray) -> ThresholdChoice:
-    """Cut-off maximising F1 = 2·TP / (TP + FP + positives)."""
-    thresholds, tp, fp = _counts_by_threshold(y_true, proba)
-    positives = tp[-1]
-    if positives == 0:
-        raise ValueError("F1 is undefined without positive labels")
-    f1 = 2 * tp / (tp + fp + positives)
-    best = int(np.argmax(f1))
-    return ThresholdChoice(
-        threshold=float(thresholds[best]),
-        rule="max_f1",
-        value=float(f1[best]),
         contact_rate=float((tp[best] + fp[best]) / (tp[-1] + fp[-1])),
     )

@@ -25,6 +25,7 @@ from churn_assets.resources import Dbt, StateDirs, Warehouse
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
 from churn_assets.transform.feature_sql import STAGING_ANALYSIS, compile_analysis
+from churn_assets.transform.relations import STG_CUSTOMERS_TABLE
 
 STG_CUSTOMERS = get_asset_key_for_model([churn_dbt_models], "stg_customers")
 BATCH_DRIFT = dg.AssetKey(["monitoring", "batch_drift"])
@@ -53,7 +54,7 @@ def data_profile(
     context: dg.AssetExecutionContext, warehouse: Warehouse, state: StateDirs
 ) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as conn:
-        frame = conn.execute("select * from staging.stg_customers").df()
+        frame = conn.execute(f"select * from {STG_CUSTOMERS_TABLE}").df()
     profile = build_data_profile(frame, state.reports / "data_profile")
     context.log.info(f"data profile written to {profile.html_path}")
     return dg.MaterializeResult(

@@ -30,6 +30,7 @@ from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
 from churn_assets.transform.feature_sql import SERVING_ANALYSIS, compile_analysis
 from churn_assets.transform.project import dbt_project
+from churn_assets.transform.relations import STG_CUSTOMERS_TABLE, TRAINING_SET_TABLE
 
 TRAINING_SET = get_asset_key_for_model([churn_dbt_models], "training_set")
 TRAINING_SNAPSHOT = dg.AssetKey(["ml", "training_snapshot"])
@@ -78,7 +79,7 @@ def retraining_facts(
     tags = champion.tags
     cutoff = datetime.strptime(tags["data_cutoff"], TIMESTAMP) if "data_cutoff" in tags else None
     (new_rows,) = conn.execute(
-        "select count(*) from staging.stg_customers "
+        f"select count(*) from {STG_CUSTOMERS_TABLE} "
         "where churn is not null and (cast(? as timestamp) is null or ingested_at > cast(? as timestamp))",
         [cutoff, cutoff],
     ).fetchall()[0]
@@ -122,7 +123,7 @@ def training_snapshot(
     policy = RetrainingPolicy(config.min_new_rows_share, config.max_champion_age_days)
     with warehouse.connect(read_only=True) as conn:
         data_version = _data_version(conn)
-        (cutoff,) = conn.execute("select max(ingested_at) from staging.stg_customers").fetchall()[0]
+        (cutoff,) = conn.execute(f"select max(ingested_at) from {STG_CUSTOMERS_TABLE}").fetchall()[0]
         facts = retraining_facts(
             conn, mlflow_tracking.client(), mlflow_tracking.registered_model_name, data_version, config.force
         )
@@ -136,17 +137,17 @@ def training_snapshot(
                 )
             )
             return
-        features = conn.sql("select * from marts.training_set order by customer_id").pl()
+        features = conn.sql(f"select * from {TRAINING_SET_TABLE} order by customer_id").pl()
         raw_records = conn.sql(
             f"""
             select {raw_columns}
             from {CUSTOMERS_TABLE} r
-            join staging.stg_customers s on r.{BATCH_ID} = s.batch_id and trim(r.customerID) = s.customer_id
+            join {STG_CUSTOMERS_TABLE} s on r.{BATCH_ID} = s.batch_id and trim(r.customerID) = s.customer_id
             order by s.customer_id
             """
         ).pl()
         staged = conn.sql(
-            "select * exclude (batch_id, source_file, ingested_at) from staging.stg_customers order by customer_id"
+            f"select * exclude (batch_id, source_file, ingested_at) from {STG_CUSTOMERS_TABLE} order by customer_id"
         ).pl()
     manifest = json.loads(dbt_project.manifest_path.read_text())
     snapshot = TrainingSnapshot(
@@ -192,7 +193,7 @@ def _data_version(conn: duckdb.DuckDBPyConnection) -> str:
     `md5(string_agg(t::varchar, '|' order by customer_id))` gives, computed streamed (DuckDB would build the
     whole table as one string: gigabytes at 10M rows)."""
     digest, separator = hashlib.md5(), b""  # nosec B324 # a content fingerprint (the md5 DuckDB gives), not a security use
-    cursor = conn.execute("select t::varchar from marts.training_set t order by customer_id")
+    cursor = conn.execute(f"select t::varchar from {TRAINING_SET_TABLE} t order by customer_id")
     while rows := cursor.fetchmany(100_000):
         for (text,) in rows:
             digest.update(separator + text.encode())

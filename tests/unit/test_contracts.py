@@ -215,3 +215,13 @@ def test_the_dbt_raw_source_is_what_ingestion_writes() -> None:
         assert set(declared) <= set(written[relation]), f"{relation}: {declared}"
         assert [c for c in declared if c in LINEAGE_COLUMNS] == list(LINEAGE_COLUMNS), relation
         assert table["meta"]["dagster"]["asset_key"] == list(asset_keys[relation].path), relation
+
+
+def test_the_relations_python_reads_are_dbt_models() -> None:
+    from churn_assets.transform import relations
+    from churn_assets.transform.project import dbt_project
+
+    nodes = json.loads(dbt_project.manifest_path.read_text())["nodes"].values()
+    models = {f"{n['schema']}.{n['alias']}" for n in nodes if n["resource_type"] == "model"}
+    names = {value for name, value in vars(relations).items() if name.endswith("_TABLE")}
+    assert names and names <= models, names - models

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from churn_assets.ml.threshold import cost_based_threshold, expected_net_value, f1_threshold
+from churn_assets.ml.threshold import cost_based_threshold, expected_net_value
 
 ECONOMICS = {"offer_cost": 1.0, "saved_customer_value": 10.0, "offer_success_rate": 0.5}
 
@@ -11,13 +11,11 @@ def test_obvious_cut_between_churners_and_stayers() -> None:
     proba = np.array([0.95, 0.9, 0.8, 0.4, 0.35, 0.1])
 
     by_value = cost_based_threshold(y, proba, **ECONOMICS)
-    by_f1 = f1_threshold(y, proba)
 
     assert by_value.threshold == 0.8
     assert by_value.value == pytest.approx(3 * 10.0 * 0.5 - 3 * 1.0)
     assert by_value.contact_rate == pytest.approx(0.5)
     assert by_value.value == expected_net_value(y, proba, by_value.threshold, **ECONOMICS)
-    assert (by_f1.threshold, by_f1.value, by_f1.rule) == (0.8, 1.0, "max_f1")
 
 
 def test_cheap_offers_widen_the_campaign() -> None:
