@@ -126,6 +126,8 @@ def test_importing_the_code_changes_no_environment_and_writes_nothing(tmp_path: 
 
 
 def test_service_addresses_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("UI_HOST", "UI_PORT", "UI_URL", "MLFLOW_UI_HOST", "MLFLOW_UI_PORT"):
+        monkeypatch.delenv(f"CHURN_{name}", raising=False)
     monkeypatch.setenv("CHURN_HOME", str(tmp_path))
     assert Settings().dagster_ui_url == "http://127.0.0.1:3000"
     monkeypatch.setenv("CHURN_UI_PORT", "3100")
