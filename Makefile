@@ -30,7 +30,7 @@ run: manifest
 # seed in the header) with the coverage of churn_assets and serving, failing under COVERAGE_FLOOR percent;
 # the docs' examples alone. PYTEST_ARGS adds to any of them: "--randomly-seed=N" replays an order,
 # "-p no:randomly" keeps the file order, "-k drift" selects.
-COVERAGE_FLOOR ?= 70
+COVERAGE_FLOOR ?= 75
 test: manifest
 	$(RUN) pytest --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) --durations=15 $(PYTEST_ARGS)
 
