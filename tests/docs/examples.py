@@ -180,8 +180,11 @@ def free_port() -> int:
 def document_env(home: Path, source_csv: Path, scratch: Path, marker: str) -> dict[str, str]:
     """What every block of a document runs with: the installation at `home`, the virtualenv's commands
     first on PATH (as when it is activated), the real data set, free ports for every server."""
+    # MAKEFLAGS/MFLAGS/MAKELEVEL too: under `make test PYTEST_ARGS=...` they carry that command-line variable to
+    # every nested make, where it would override the PYTEST_ARGS set below and run the suite inside itself.
     inherited = ("CHURN_", "MLFLOW_", "DAGSTER_", "PROMETHEUS_", "PYTEST_", "COV_", "COVERAGE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+    make = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited) and k not in make}
     env.update(
         {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -197,3 +197,15 @@ def test_a_background_server_is_waited_for_then_stopped_at_the_next_heading(
 def test_an_unknown_background_command_fails_and_is_stopped(tmp_path: Path) -> None:
     outcome = _run(tmp_path, "```bash\nsleep 300 &\n```\n")[0]
     assert outcome.status == "failed" and "SERVERS must say how to wait for it" in outcome.detail
+
+
+def test_a_nested_make_gets_the_documents_pytest_args_not_the_outer_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `make test PYTEST_ARGS=...`, MAKEFLAGS would carry that override into the docs' own `make test`,
+    which would then run the whole suite inside itself instead of collecting."""
+    monkeypatch.setenv("MAKEFLAGS", "w -- PYTEST_ARGS=--randomly-seed=1")
+    monkeypatch.setenv("MAKELEVEL", "1")
+    environment = examples.document_env(tmp_path / "home", tmp_path / "data.csv", tmp_path, "m")
+    assert not {"MAKEFLAGS", "MAKELEVEL"} & set(environment)
+    assert "--collect-only" in environment["PYTEST_ARGS"]
