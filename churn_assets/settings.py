@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     source_url: str = TELCO_URL
     source_sha256: str = TELCO_SHA256
     dbt_target: str = "dev"
+    dagster_yaml: Path = DAGSTER_YAML_TEMPLATE
+    """The Dagster instance config copied into `dagster_home` (CHURN_DAGSTER_YAML): the embedded default
+    (SQLite storage), or a deployment's own, e.g. deploy/dagster/dagster.yaml (Postgres storage)."""
     ui_host: str = "127.0.0.1"
     """Interface the Dagster UI that `churn ui` starts listens on (CHURN_UI_HOST; 0.0.0.0 in a container)."""
     ui_port: int = 3000
@@ -68,6 +71,7 @@ class Settings(BaseSettings):
             "reports_dir",
             "dagster_home",
             "mlflow_artifacts_dir",
+            "dagster_yaml",
         ):
             setattr(self, name, getattr(self, name).expanduser().resolve())
         if self.source_csv is not None:
@@ -89,7 +93,7 @@ class Settings(BaseSettings):
         return self.ui_url or f"http://{self.ui_host}:{self.ui_port}"
 
     def ensure_dirs(self) -> None:
-        """Create the state tree and the Dagster instance config (concurrency pool for DuckDB writers).
+        """Create the state tree and the Dagster instance config (`dagster_yaml`: storage, the DuckDB pool).
 
         CHURN_HOME itself is owner-only (0o700), also when it already existed with wider bits: it holds
         customer records, models and run logs, and no one else can then reach files created under it
@@ -100,7 +104,7 @@ class Settings(BaseSettings):
         for path in (self.landing_dir, self.reports_dir, self.dagster_home, self.mlflow_artifacts_dir):
             path.mkdir(parents=True, exist_ok=True)
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        write_if_changed(self.dagster_home / "dagster.yaml", DAGSTER_YAML_TEMPLATE.read_text())
+        write_if_changed(self.dagster_home / "dagster.yaml", self.dagster_yaml.read_text())
 
     def subprocess_env(self) -> dict[str, str]:
         """Variables that child processes (dbt, dagster dev, mlflow) read to find this installation."""

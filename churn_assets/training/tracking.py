@@ -38,16 +38,22 @@ class MlflowTracking(dg.ConfigurableResource):
         experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is not None:
             return experiment.experiment_id
-        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
         try:
-            return client.create_experiment(
-                self.experiment_name, artifact_location=Path(self.artifact_root).as_uri()
-            )
+            return client.create_experiment(self.experiment_name, artifact_location=self._artifact_location())
         except MlflowException:  # created meanwhile by another step
             experiment = client.get_experiment_by_name(self.experiment_name)
             if experiment is None:  # not created meanwhile: the creation itself failed
                 raise
             return experiment.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Where the experiment's artifacts go: the local artifact root for a file or database store; for a
+        tracking server (http/https), None: the server's own default, which proxies artifacts
+        (`mlflow server --serve-artifacts`), so clients need no access to its storage."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+        return Path(self.artifact_root).as_uri()
 
     def parent_run_id(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
         """The MLflow run of this Dagster run, created by the first step that asks for it."""
@@ -81,5 +87,10 @@ class MlflowTracking(dg.ConfigurableResource):
             yield run
 
     def run_url(self, run_id: str) -> str:
-        """Where the run is in `make mlflow-ui`."""
-        return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        """Where the run is: on the tracking server itself, else in `make mlflow-ui`."""
+        base = (
+            self.tracking_uri
+            if self.tracking_uri.startswith(("http://", "https://"))
+            else "http://127.0.0.1:5000"
+        )
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
