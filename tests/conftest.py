@@ -139,7 +139,7 @@ def materialized_copy(golden: Installation, tmp_path: Path) -> Iterator[Installa
 
 # Tiers by folder: `make test-fast` runs what neither marker selects (tests/unit, in seconds).
 # tests/docs/test_examples.py marks itself e2e (the extractor's own tests there are unit tests).
-TIERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+TIERS = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e, "deploy": pytest.mark.integration}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
