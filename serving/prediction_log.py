@@ -2,7 +2,7 @@
 
 Each worker buffers what it served, one `Served` (a request's rows, column by column) per request and
 model, and a background thread turns them into rows (the record and the features as JSON text, built
-column-wise) and flushes them every `flush_s` seconds or `flush_rows` rows into `<dir>/date=YYYY-MM-DD/part-<pid>-<n>.parquet` (written to a temporary name, then renamed, so
+column-wise) and flushes them every `flush_s` seconds or `flush_rows` rows into `<dir>/date=YYYY-MM-DD/part-<host>-<pid>-<n>.parquet` (written to a temporary name, then renamed, so
 readers never see half a file). A crash loses at most the unflushed buffer: `flush_s` seconds of traffic.
 Date partitions older than `retention_days` are deleted (checked at most hourly, by every worker).
 """
@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -133,7 +134,8 @@ class PredictionLog:
         folder = self.directory / f"date={now:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
         self._parts += 1
-        target = folder / f"part-{os.getpid()}-{now:%H%M%S%f}-{self._parts}.parquet"
+        # The host name too: replicas in containers share the log volume, and their pids can be equal.
+        target = folder / f"part-{socket.gethostname()}-{os.getpid()}-{now:%H%M%S%f}-{self._parts}.parquet"
         partial = target.with_name("." + target.name + ".tmp")
         log_frame(served).write_parquet(partial)
         partial.replace(target)

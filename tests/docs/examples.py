@@ -16,6 +16,10 @@ The rules (CONTRIBUTING.md, *Examples in the docs*, says the same for authors):
   expected output: its non-blank lines must be lines of the output, in order, `…` matching any text.
 * The first block that fails ends its document's run: the later ones depend on it and are reported as
   not run.
+* A block whose fence says ``tested-by=PATH`` (```` ```bash tested-by=tests/deploy/test_stack.py ````) is run by
+  that test module instead (building an image or starting the whole stack twice does not fit the suite's
+  time): the module must contain each of its commands verbatim (`commands`), which
+  ``tests/docs/test_extractor.py`` checks.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class Block:
     code: str
     section: int = 0  # line of the heading the block is under (0: none)
     expected: str | None = None  # the ```text block right after it: its expected output
+    tested_by: str | None = None  # the test module that runs this block's commands, instead of this runner
 
     @property
     def id(self) -> str:
@@ -106,7 +111,14 @@ class Block:
 
     @property
     def runs(self) -> bool:
-        return self.language in RUNNERS
+        return self.language in RUNNERS and self.tested_by is None
+
+    def commands(self) -> list[str]:
+        """The shell commands of the block: continuations joined, blank and comment lines left out."""
+        joined = re.sub(r"\s*\\\n\s*", " ", self.code)
+        return [
+            line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        ]
 
     def background_commands(self) -> list[str]:
         """The commands this block starts in the background (lines ending in `&`, continuations joined)."""
@@ -119,14 +131,14 @@ class Block:
 _MARKDOWN = MarkdownIt("commonmark")
 
 
-def _fences_and_headings(text: str) -> tuple[list[tuple[int, int, str, str]], list[int]]:
-    """Fences as (first line, line after the closing fence, language, code), 0-based; heading lines."""
+def _fences_and_headings(text: str) -> tuple[list[tuple[int, int, str, str, str]], list[int]]:
+    """Fences as (first line, line after the closing fence, language, info after it, code), 0-based;
+    heading lines."""
     fences, headings = [], []
     for token in _MARKDOWN.parse(text):
         if token.type == "fence" and token.map:
-            fences.append(
-                (token.map[0], token.map[1], token.info.split()[0] if token.info else "", token.content)
-            )
+            language, _, rest = token.info.strip().partition(" ")
+            fences.append((token.map[0], token.map[1], language, rest.strip(), token.content))
         elif token.type == "heading_open" and token.map:
             headings.append(token.map[0])
     return fences, headings
@@ -137,15 +149,18 @@ def blocks(text: str, path: str) -> list[Block]:
     fences, headings = _fences_and_headings(text)
     lines = text.splitlines()
     found = []
-    for index, (start, end, language, code) in enumerate(fences):
+    for index, (start, end, language, info, code) in enumerate(fences):
         expected = None
         if language in RUNNERS and index + 1 < len(fences):
-            next_start, _, next_language, next_code = fences[index + 1]
+            next_start, _, next_language, _, next_code = fences[index + 1]
             between = lines[end:next_start]
             if next_language == OUTPUT_LANGUAGE and not any(line.strip() for line in between):
                 expected = next_code
         section = max((h + 1 for h in headings if h < start), default=0)
-        found.append(Block(path, start + 1, language, code, section, expected))
+        tested_by = next(
+            (w.removeprefix("tested-by=") for w in info.split() if w.startswith("tested-by=")), None
+        )
+        found.append(Block(path, start + 1, language, code, section, expected, tested_by))
     return found
 
 
@@ -157,7 +172,7 @@ def examples(document: Path) -> list[Block]:
 
 def unlabelled_fences(text: str) -> list[int]:
     """1-based lines of fences without a language."""
-    return [start + 1 for start, _, language, _ in _fences_and_headings(text)[0] if not language]
+    return [start + 1 for start, _, language, _, _ in _fences_and_headings(text)[0] if not language]
 
 
 def output_matches(expected: str, output: str) -> str | None:

@@ -93,6 +93,29 @@ def test_every_fence_of_the_documentation_has_a_language(document: Path) -> None
     )
 
 
+def test_a_block_tested_by_a_module_is_not_run_here_and_lists_its_commands() -> None:
+    text = "# T\n\n```bash tested-by=tests/deploy/test_stack.py\n# start it\nmake stack \\\n  ARGS=1\n\nmake stack-down\n```\n"
+    (block,) = blocks(text, "doc.md")
+    assert block.tested_by == "tests/deploy/test_stack.py" and not block.runs
+    assert block.commands() == ["make stack ARGS=1", "make stack-down"]
+
+
+TESTED_ELSEWHERE = [
+    b for document in DOCUMENTS for b in blocks(document.read_text(), document.name) if b.tested_by
+]
+
+
+@pytest.mark.parametrize("block", TESTED_ELSEWHERE, ids=lambda b: b.id)
+def test_a_block_tested_elsewhere_is_run_verbatim_by_its_test_module(block: Block) -> None:
+    """The module a block names runs each of its commands as written: a command changed in the doc and not in
+    the test (or the other way round) fails here."""
+    module = REPO_ROOT / block.tested_by
+    assert module.is_file() and module.is_relative_to(REPO_ROOT / "tests"), f"{block.id}: no test {module}"
+    source = module.read_text()
+    missing = [command for command in block.commands() if command not in source]
+    assert not missing, f"{block.id}: {block.tested_by} does not run {missing}"
+
+
 def test_background_commands_are_lines_ending_in_an_ampersand() -> None:
     code = "make serve &   # the server (or without the &)\nfoo &&\nFOO=1 \\\n  mlflow models serve -m x &\ntrue && echo '&'\nmake lint\n"
     assert Block("d.md", 1, "bash", code).background_commands() == [

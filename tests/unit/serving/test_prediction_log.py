@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -51,6 +53,8 @@ def test_flush_writes_the_buffered_rows_as_one_parquet_file(tmp_path: Path) -> N
     log.append([_served("a", ["c1"], ("a", "b")), _served("b", ["c2"], ("a", "b"))])
     written = log.flush()
     assert written is not None and written.parent.name.startswith("date=")
+    # Replicas share the log volume: the file names the host as well as the process.
+    assert written.name.startswith(f"part-{socket.gethostname()}-{os.getpid()}-")
     assert pl.read_parquet(written)["request_id"].to_list() == ["a", "b"]
     assert log.flush() is None  # nothing buffered: no empty file
     assert not list(tmp_path.rglob("*.tmp"))
