@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         help="start the Dagster UI (dagster dev -w workspace.yaml) on this installation, at $CHURN_UI_HOST:$CHURN_UI_PORT",
     )
     commands.add_parser("env", help="print the environment variables of this installation")
+    exporter = commands.add_parser("exporter", help="serve the pipeline's Prometheus metrics (until SIGTERM)")
+    exporter.add_argument("--host", default="127.0.0.1")
+    exporter.add_argument("--port", type=int, default=9108)
 
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -64,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return _model(settings, args)
     if args.command == "run":
         return _run(settings)
+    if args.command == "exporter":
+        os.environ.update(settings.subprocess_env())
+        from churn_assets.monitoring.exporter import serve
+
+        return serve(args.host, args.port)
     if args.command == "ui":
         _create_stores(settings)
         os.environ.update(settings.subprocess_env())

@@ -46,6 +46,12 @@ MODEL_VERSION = Gauge(
     ["name", "version", "alias"],
     multiprocess_mode="liveall",
 )
+MODEL_TRAINED = Gauge(
+    "churn_model_trained_timestamp_seconds",
+    "Unix time the training run of the version a worker serves under an alias started (its age is the model's)",
+    ["alias"],
+    multiprocess_mode="liveall",
+)
 MODEL_LOAD_FAILURES = Counter(
     "churn_model_load_failures_total", "Model versions refused because they failed to load", ["alias"]
 )

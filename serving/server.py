@@ -109,13 +109,16 @@ class _ScoringAPI(ls.LitAPI):
             metrics.MODEL_LOAD_FAILURES.labels(alias).inc()
         if kind in ("loaded", "stood_down", "load_failed"):
             store = self.challenger if alias == CHALLENGER_ALIAS and self.challenger else self.store
-            served = store.current.version if store.current else None
+            current = store.current
+            served = current.version if current else None
             previous = self._served_versions.pop(alias, None)
             if previous is not None and previous != served:
                 metrics.MODEL_VERSION.labels(self.settings.model_name, previous, alias).set(0)
-            if served is not None:
-                metrics.MODEL_VERSION.labels(self.settings.model_name, served, alias).set(1)
-                self._served_versions[alias] = served
+            if current is not None:
+                metrics.MODEL_VERSION.labels(self.settings.model_name, current.version, alias).set(1)
+                trained_at = datetime.fromisoformat(current.info["trained_at"])
+                metrics.MODEL_TRAINED.labels(alias).set(trained_at.timestamp())
+                self._served_versions[alias] = current.version
         self._write_status()
 
     def _write_status(self) -> None:
