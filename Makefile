@@ -85,3 +85,13 @@ serve: install
 mlflow-ui: install
 	eval "$$($(RUN) churn env)" && $(RUN) mlflow ui --backend-store-uri "$$MLFLOW_TRACKING_URI" \
 		--host "$$CHURN_MLFLOW_UI_HOST" --port "$$CHURN_MLFLOW_UI_PORT"
+
+# The deployed topology on this machine without containers (deploy/stack.py, docs/deployment.md): PostgreSQL,
+# the MLflow server, the graph materialized on them, two prediction servers behind nginx, the exporter,
+# Prometheus and Alertmanager, configured from the files docker-compose.yml mounts. State in $CHURN_HOME/stack.
+.PHONY: stack stack-down image
+stack: manifest
+	$(RUN) python -m deploy.stack up
+
+stack-down: install
+	$(RUN) python -m deploy.stack down

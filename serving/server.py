@@ -76,6 +76,11 @@ class _ScoringAPI(ls.LitAPI):
             self.settings.log_flush_rows,
             self.settings.prediction_log_retention_days,
         )
+        # Counters start at 0 for what this worker can count: dashboards and alerts see 0, not a missing series.
+        metrics.MODEL_LOAD_FAILURES.labels(self.settings.model_alias)
+        metrics.SHADOW_FAILURES.labels(self.api_path)
+        if self.settings.challenger_on:
+            metrics.MODEL_LOAD_FAILURES.labels(CHALLENGER_ALIAS)
         self.challenger: ModelStore | None = None
         self.store = self._model_store(self.settings.model_alias)
         if self.settings.challenger_on:

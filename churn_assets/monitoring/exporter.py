@@ -4,8 +4,9 @@ A custom collector: every scrape reads the latest materializations of the key as
 they recorded (an asset never materialized, or a value never recorded, exports no sample):
 
 * ``churn_pipeline_last_materialization_timestamp_seconds{asset}``: data and training freshness;
-* ``churn_pipeline_rows_ingested`` / ``churn_pipeline_rows_rejected``: the latest batch's ``rows_accepted``
-  (raw/customers) and ``rows_rejected`` (raw/rejected_rows) metadata;
+* ``churn_pipeline_rows_ingested`` / ``churn_pipeline_rows_rejected``: ``rows_accepted`` and ``rows_rejected``
+  of the latest landed file (raw/landed_files records both for every file, 0 included; raw/rejected_rows
+  materializes only when a file has rejects, so it would report an older file's);
 * ``churn_pipeline_drift_share{asset}``: the ``drift_share`` of the latest batch and served drift reports;
 * ``churn_pipeline_training_run_duration_seconds``: wall time of the run that registered the latest model;
 * ``churn_pipeline_last_promotion_timestamp_seconds``: when ``ml/champion_model`` last moved the alias (it
@@ -23,7 +24,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from churn_assets.ingest.assets import RAW_CUSTOMERS, RAW_REJECTED
+from churn_assets.ingest.assets import LANDED_FILES, RAW_CUSTOMERS
 from churn_assets.monitoring.assets import BATCH_DRIFT, SERVED_DRIFT
 from churn_assets.training.registry import CHAMPION_MODEL, REGISTERED_MODEL
 from churn_assets.training.snapshot import TRAINING_SNAPSHOT
@@ -56,7 +57,7 @@ class PipelineCollector(Collector):
         self.instance = instance
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        latest = {key: _latest(self.instance, key) for key in (*FRESHNESS_ASSETS, RAW_REJECTED)}
+        latest = {key: _latest(self.instance, key) for key in (*FRESHNESS_ASSETS, LANDED_FILES)}
         fresh = GaugeMetricFamily(
             "churn_pipeline_last_materialization_timestamp_seconds",
             "Unix time of the latest materialization of a key asset",
@@ -66,11 +67,11 @@ class PipelineCollector(Collector):
             if (event := latest[key]) is not None:
                 fresh.add_metric([key.to_user_string()], event.timestamp)
         yield fresh
-        for name, key, field, doc in (
-            ("churn_pipeline_rows_ingested", RAW_CUSTOMERS, "rows_accepted", "Rows the latest batch loaded"),
-            ("churn_pipeline_rows_rejected", RAW_REJECTED, "rows_rejected", "Rows the latest batch rejected"),
+        for name, field, doc in (
+            ("churn_pipeline_rows_ingested", "rows_accepted", "Rows the latest landed file loaded"),
+            ("churn_pipeline_rows_rejected", "rows_rejected", "Rows the latest landed file rejected"),
         ):
-            if (value := _metadata_value(latest[key], field)) is not None:
+            if (value := _metadata_value(latest[LANDED_FILES], field)) is not None:
                 yield GaugeMetricFamily(name, doc, value=value)
         drift = GaugeMetricFamily(
             "churn_pipeline_drift_share",

@@ -24,6 +24,8 @@ def test_exported_values_are_the_recorded_ones(materialized) -> None:
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         rows = conn.execute("select count(*) from raw.customers").fetchone()[0]
     assert samples[("churn_pipeline_rows_ingested", ())] == rows
+    # One file landed (the 7,043 rows of the real data set): what was not loaded was rejected, 0 included.
+    assert samples[("churn_pipeline_rows_rejected", ())] == 7043 - rows
     for key in FRESHNESS_ASSETS:
         event = instance.get_latest_materialization_event(key)
         label = (("asset", key.to_user_string()),)
