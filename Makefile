@@ -67,7 +67,7 @@ audit-deps: install
 	$(RUN) pip-audit --strict --disable-pip --require-hashes --progress-spinner off -r "$$requirements"
 
 audit-code: install
-	$(RUN) bandit -c pyproject.toml -r churn_assets serving benchmarks --quiet
+	$(RUN) bandit -c pyproject.toml -r churn_assets serving benchmarks deploy --quiet
 
 format: install
 	$(RUN) ruff check --fix .

@@ -173,7 +173,8 @@ class Stack:
             return
         server = ManagedServer(service, argv, env, port, ready_path, self.dir / f"{service}.log", REPO_ROOT)
         server.start()
-        assert server.proc is not None
+        if server.proc is None:
+            raise RuntimeError(f"{service} did not start")
         self.pid_file(service).write_text(str(server.proc.pid))
         server.wait_ready(timeout=600)
         print(f"{service}: ready at http://127.0.0.1:{port} ({server.startup_s:.1f} s)")
@@ -204,6 +205,11 @@ class Stack:
         tag = hashlib.sha256(str(self.settings.home).encode()).hexdigest()[:12]
         return Path("/var/lib/postgresql") / f"churn-stack-{tag}"
 
+    @property
+    def pg_log(self) -> Path:
+        """PostgreSQL's server log, beside its data directory (written by the `postgres` user)."""
+        return self.pg_data.parent / f"{self.pg_data.name}.log"
+
     def _pg(self, *argv: str) -> None:
         runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         subprocess.run([*runner, *argv], check=True, stdout=subprocess.DEVNULL)  # nosec B603 # Debian's PostgreSQL binaries, fixed arguments
@@ -232,7 +238,7 @@ class Stack:
             finally:
                 password.unlink()
         if not (data / "postmaster.pid").exists():
-            log = data.parent / f"{data.name}.log"
+            log = self.pg_log
             options = f"-p {self.ports.postgres_port} -h 127.0.0.1 -c unix_socket_directories=''"
             self._pg(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
         self._create_databases(values)
@@ -270,7 +276,7 @@ class Stack:
     def _nginx_conf(self) -> Path:
         text = remap((DEPLOY / "nginx" / "nginx.conf").read_text(), self.addresses, self.settings.home)
         text = re.sub(r"\blisten\s+(\d+);", f"listen 127.0.0.1:{self.ports.lb_port};", text)
-        text = text.replace("/tmp/", f"{self.dir}/nginx-")
+        text = text.replace("/tmp/", f"{self.dir}/nginx-")  # nosec B108 # moves the container's /tmp paths into the stack dir
         if os.geteuid() == 0:  # workers would drop to `nobody`, who cannot reach CHURN_HOME
             text = "user root;\n" + text
         path = self.dir / "nginx.conf"

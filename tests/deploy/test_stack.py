@@ -86,7 +86,9 @@ def live(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterator[L
         yield Live(env)
     finally:
         sh(STACK_DOWN, env, timeout=300)
-        shutil.rmtree(Stack(Settings(home=Path(env["CHURN_HOME"])), Ports()).pg_data, ignore_errors=True)
+        stack = Stack(Settings(home=Path(env["CHURN_HOME"])), Ports())
+        shutil.rmtree(stack.pg_data, ignore_errors=True)
+        stack.pg_log.unlink(missing_ok=True)
 
 
 def test_the_derived_configs_differ_from_the_compose_files_only_in_addresses(tmp_path: Path) -> None:
