@@ -90,6 +90,15 @@ mlflow-ui: install
 # the MLflow server, the graph materialized on them, two prediction servers behind nginx, the exporter,
 # Prometheus and Alertmanager, configured from the files docker-compose.yml mounts. State in $CHURN_HOME/stack.
 .PHONY: stack stack-down image
+# The image (Dockerfile), on a base made from Debian's packages (deploy/image/build-base.sh): no image registry
+# is reachable here. Elsewhere, `docker build .` takes the Dockerfile's default base (official python slim).
+# --format=docker: podman's default OCI format drops HEALTHCHECK.
+IMAGE ?= localhost/churn-mlops:latest
+BASE_IMAGE ?= localhost/churn-base:bookworm
+image:
+	bash deploy/image/build-base.sh $(BASE_IMAGE)
+	podman build --isolation=chroot --format=docker --build-arg BASE_IMAGE=$(BASE_IMAGE) --tag $(IMAGE) .
+
 stack: manifest
 	$(RUN) python -m deploy.stack up
 

@@ -25,8 +25,8 @@ from benchmarks.servers import SERVING_READY_PATH, ManagedServer, free_port
 from churn_assets.settings import REPO_ROOT
 from tests.conftest import Installation
 
-BASE_IMAGE = "localhost/churn-base:bookworm"
-IMAGE = "localhost/churn-mlops:test"
+IMAGE = "localhost/churn-mlops:latest"  # the Makefile's IMAGE
+BUILD_IMAGE = "make image"  # docs/deployment.md's command, run verbatim
 APP_UID = 10001
 
 
@@ -37,11 +37,8 @@ def run(*argv: str) -> str:
 @pytest.fixture(scope="module")
 def image() -> str:
     """The image built from the working tree on the local Debian base (both steps cached when unchanged)."""
-    run("bash", "deploy/image/build-base.sh", BASE_IMAGE)
-    run(
-        "podman", "build", "--isolation=chroot", "--format=docker",
-        "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", IMAGE, ".",
-    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    subprocess.run(["bash", "-c", BUILD_IMAGE], check=True, capture_output=True, cwd=REPO_ROOT, env=env)
     return IMAGE
 
 
