@@ -210,12 +210,19 @@ class Stack:
         """PostgreSQL's server log, beside its data directory (written by the `postgres` user)."""
         return self.pg_data.parent / f"{self.pg_data.name}.log"
 
-    def _pg(self, *argv: str) -> None:
+    def _pg(self, *argv: str, check: bool = True) -> int:
         runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*runner, *argv], check=True, stdout=subprocess.DEVNULL)  # nosec B603 # Debian's PostgreSQL binaries, fixed arguments
+        done = subprocess.run([*runner, *argv], check=check, stdout=subprocess.DEVNULL)  # nosec B603 # Debian's PostgreSQL binaries, fixed arguments
+        return done.returncode
+
+    def _pg_running(self) -> bool:
+        """A live server on the data directory (`pg_ctl status`: a postmaster.pid left by a crash is not one)."""
+        if not (self.pg_data / "PG_VERSION").exists():
+            return False
+        return self._pg(str(PG_BIN / "pg_ctl"), "status", "-D", str(self.pg_data), check=False) == 0
 
     def _pg_stop(self) -> None:
-        if (self.pg_data / "postmaster.pid").exists():
+        if self._pg_running():
             self._pg(str(PG_BIN / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop")
             print("postgres: stopped")
 
@@ -237,7 +244,7 @@ class Stack:
                 )  # fmt: skip
             finally:
                 password.unlink()
-        if not (data / "postmaster.pid").exists():
+        if not self._pg_running():  # PostgreSQL itself replaces a stale postmaster.pid
             log = self.pg_log
             options = f"-p {self.ports.postgres_port} -h 127.0.0.1 -c unix_socket_directories=''"
             self._pg(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
@@ -356,9 +363,6 @@ class Stack:
                 else "stopped"
             )
             print(f"{service:<13} {state:<8} 127.0.0.1:{self.ports.of(service)}")
-
-    def _pg_running(self) -> bool:
-        return (self.pg_data / "postmaster.pid").exists()
 
     def down(self) -> None:
         for service in reversed(SERVICES):
