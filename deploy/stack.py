@@ -283,7 +283,7 @@ class Stack:
     def _nginx_conf(self) -> Path:
         text = remap((DEPLOY / "nginx" / "nginx.conf").read_text(), self.addresses, self.settings.home)
         text = re.sub(r"\blisten\s+(\d+);", f"listen 127.0.0.1:{self.ports.lb_port};", text)
-        text = text.replace("/tmp/", f"{self.dir}/nginx-")  # nosec B108 # moves the container's /tmp paths into the stack dir
+        text = text.replace("/tmp/", f"{self.dir}/")  # nosec B108 # moves the container's /tmp paths into the stack dir
         if os.geteuid() == 0:  # workers would drop to `nobody`, who cannot reach CHURN_HOME
             text = "user root;\n" + text
         path = self.dir / "nginx.conf"
