@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -117,6 +118,9 @@ def test_a_restart_with_a_broken_champion_serves_the_last_good_version(
     """`server` has loaded v1 (so this home's cache holds it); the alias then moves to a version that cannot
     load, and a server started now serves v1, says why, and takes the champion once one loads."""
     client = MlflowClient(materialized.settings.mlflow_tracking_uri)
+    # MLflow's SQL registry resolves a `models:/m-…` source with `MlflowClient()`, i.e. the process-wide tracking
+    # URI: point it at this installation, or the lookup goes to whichever store an earlier test set.
+    mlflow.set_tracking_uri(materialized.settings.mlflow_tracking_uri)
     v1 = client.get_model_version(MODEL_NAME, "1")
     broken = client.create_model_version(MODEL_NAME, source=str(tmp_path / "no-such-model"), run_id=v1.run_id)
     try:
