@@ -85,7 +85,9 @@ def test_config_renders_the_topology(services: dict[str, dict[str, Any]]) -> Non
     }
     env = env_example()
     uri = services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
-    assert uri == f"postgresql+psycopg2://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
+    assert (
+        uri == f"postgresql+psycopg2://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/mlflow"
+    )
     assert services["serving-1"]["environment"]["CHURN_API_KEY"] == env["CHURN_API_KEY"]
     ours = [name for name, service in services.items() if "build" in service]
     assert {services[name]["image"] for name in ours} == {f"churn-mlops:{env['CHURN_IMAGE_TAG']}"}
