@@ -195,6 +195,20 @@ class Loop:
             time.sleep(watch_s)
             snapshot = self.materialized_after(instance, TRAINING_SNAPSHOT, dropped)
             trained = [self.materialized_after(instance, candidate_key(c), dropped) for c in CANDIDATES]
+            # Which runs trained after the drop, and when they were created (for a failing assertion's message).
+            runs = {
+                run_id: instance.get_run_record_by_id(run_id)
+                for run_id in sorted({t.run_id for t in trained if t is not None})
+            }
+            training_runs = {
+                run_id[:8]: {
+                    "created_s": record.create_timestamp.timestamp() - dropped,
+                    "sensor": record.dagster_run.tags.get("dagster/sensor_name"),
+                    "status": record.dagster_run.status.value,
+                }
+                for run_id, record in runs.items()
+                if record is not None
+            }
         return {
             "file": path.name,
             "status": recorded.asset_materialization.metadata["status"].value,
@@ -202,6 +216,7 @@ class Loop:
             "training_snapshots": int(snapshot is not None),
             "candidates_trained": sum(t is not None for t in trained),
             "new_versions": self.versions() - versions,
+            "training_runs": training_runs,
         }
 
     @staticmethod

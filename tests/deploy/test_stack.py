@@ -174,35 +174,42 @@ def test_prometheus_sees_every_target_and_the_traffic_then_the_alert_when_a_repl
 
     check_every_dashboard_query(live)
 
-    sh(STOP_REPLICA, live.env, timeout=120)
-    stopped = f"127.0.0.1:{live.ports.serving_2_port}"
-    deadline = time.monotonic() + 150
-    firing: list[dict] = []
-    while not firing and time.monotonic() < deadline:
-        time.sleep(5)
-        alerts = live.get("prometheus", "/api/v1/alerts")["data"]["alerts"]
-        firing = [
-            a
-            for a in alerts
-            if a["labels"]["alertname"] == "ReplicaDown"
-            and a["state"] == "firing"
-            and a["labels"]["instance"] == stopped
-        ]
-    assert firing, "ReplicaDown did not fire within 150 s of stopping serving-2"
-    # Prometheus handed it to Alertmanager.
-    deadline = time.monotonic() + 60
-    received: list[dict] = []
-    while not received and time.monotonic() < deadline:
-        received = [
-            a for a in live.get("alertmanager", "/api/v2/alerts") if a["labels"]["alertname"] == "ReplicaDown"
-        ]
-        time.sleep(2)
-    assert received and received[0]["labels"]["instance"] == stopped
-    # The other replica still answers through the load balancer.
-    answer = httpx.post(
-        live.url("lb", "/predict"), json=records[0], headers={"X-API-Key": live.key}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text
+    # The module's other tests need both replicas, in whatever order they run: `up` again restarts serving-2.
+    try:
+        sh(STOP_REPLICA, live.env, timeout=120)
+        stopped = f"127.0.0.1:{live.ports.serving_2_port}"
+        deadline = time.monotonic() + 150
+        firing: list[dict] = []
+        while not firing and time.monotonic() < deadline:
+            time.sleep(5)
+            alerts = live.get("prometheus", "/api/v1/alerts")["data"]["alerts"]
+            firing = [
+                a
+                for a in alerts
+                if a["labels"]["alertname"] == "ReplicaDown"
+                and a["state"] == "firing"
+                and a["labels"]["instance"] == stopped
+            ]
+        assert firing, "ReplicaDown did not fire within 150 s of stopping serving-2"
+        # Prometheus handed it to Alertmanager.
+        deadline = time.monotonic() + 60
+        received: list[dict] = []
+        while not received and time.monotonic() < deadline:
+            received = [
+                a
+                for a in live.get("alertmanager", "/api/v2/alerts")
+                if a["labels"]["alertname"] == "ReplicaDown"
+            ]
+            time.sleep(2)
+        assert received and received[0]["labels"]["instance"] == stopped
+        # The other replica still answers through the load balancer.
+        answer = httpx.post(
+            live.url("lb", "/predict"), json=records[0], headers={"X-API-Key": live.key}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        sh(STACK_UP, live.env)
+    assert live.get("serving-2", "/model-info")["version"] == live.get("serving-1", "/model-info")["version"]
 
 
 NOT_YET_RECORDED = {"churn_pipeline_drift_share"}

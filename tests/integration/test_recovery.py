@@ -11,8 +11,10 @@ files loaded, each exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -69,6 +71,18 @@ def _ui_env(home: Path, port: int) -> dict[str, str]:
     return {**env, "CHURN_HOME": str(home), "CHURN_UI_PORT": str(port)}
 
 
+def _storages_stamped(dagster_home: Path) -> bool | None:
+    """Whether the run and schedule databases exist with their alembic revision (read-only: no init)."""
+    for db in (dagster_home / "history" / "runs.db", dagster_home / "schedules" / "schedules.db"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                if not conn.execute("select version_num from alembic_version").fetchall():
+                    return None
+        except sqlite3.Error:  # not created yet, no table yet, or locked by the writer
+            return None
+    return True
+
+
 def _pid(event: dg.EventLogEntry) -> int:
     return int(event.dagster_event.event_specific_data.metadata["pid"].value)
 
@@ -112,12 +126,9 @@ def test_a_killed_ingestion_run_frees_its_slot_and_the_next_file_loads(tmp_path:
     assert ui.proc is not None
     started = time.monotonic()
     try:
-        _wait_for(
-            "the Dagster run storage",
-            lambda: settings.dagster_home.joinpath("history", "runs.db").exists() or None,
-            120,
-            log,
-        )
+        # Open the instance only once `churn ui` has created and stamped its SQLite storages: Dagster's run and
+        # schedule storages do not survive a concurrent first init (UNIQUE constraint on alembic_version).
+        _wait_for("the Dagster storages", lambda: _storages_stamped(settings.dagster_home), 120, log)
         with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
             # 1. The landing sensor (RUNNING by default) starts an ingestion run for the landed file.
             first = _wait_for(
