@@ -44,8 +44,8 @@ from churn_assets.ingest.assets import LANDED_FILES
 from churn_assets.ingest.schema import LABEL_COLUMN
 from churn_assets.ingest.store import batch_id_of, path_sha256
 from churn_assets.monitoring.assets import BATCH_DRIFT
-from churn_assets.training.registry import CHAMPION_MODEL, PROMOTION_DECISION
-from churn_assets.training.snapshot import TRAINING_SET, TRAINING_SNAPSHOT
+from churn_assets.training.keys import CHAMPION_MODEL, PROMOTION_DECISION, TRAINING_SNAPSHOT
+from churn_assets.training.snapshot import TRAINING_SET
 
 WATCH_S = 90.0
 STAGES = [

@@ -181,8 +181,7 @@ class Loop:
         from churn_assets.ingest.assets import LANDED_FILES
         from churn_assets.ingest.store import batch_id_of, path_sha256
         from churn_assets.ml.families import CANDIDATES
-        from churn_assets.training.candidates import candidate_key
-        from churn_assets.training.snapshot import TRAINING_SNAPSHOT
+        from churn_assets.training.keys import TRAINING_SNAPSHOT, candidate_key
 
         versions = self.versions()
         dropped, batch = path.stat().st_mtime, batch_id_of(path_sha256(path))

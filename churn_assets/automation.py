@@ -11,9 +11,13 @@ The path of a new batch, tick by tick:
 A refused, empty or duplicate file never materializes `raw/customers`, so step 2 and 3 never start.
 """
 
+import functools
+import operator
 from datetime import timedelta
 
 import dagster as dg
+
+from churn_assets.training.keys import TRAINING_CHAIN
 
 AC = dg.AutomationCondition
 
@@ -29,6 +33,16 @@ DBT_CONDITION = (
     & AC.all_deps_blocking_checks_passed()
 ).with_label("rebuild after new customers")
 
+TRAINING_RUNNING = functools.reduce(
+    # A training run (snapshot → candidates → … → champion, one run) that has not finished its chain. The
+    # snapshot's own `in_progress()` ends as soon as the snapshot is written, minutes before the run has
+    # registered and decided: a drift verdict arriving then would start a second training on the same data,
+    # whose snapshot still sees the old champion (found by the closed-loop test: the hourly served-drift
+    # report landed mid-training).
+    operator.or_,
+    [AC.asset_matches(key, AC.in_progress()) for key in TRAINING_CHAIN],
+).with_label("a training run is in progress")
+
 TRAINING_LOOK = (
     # When to look for a reason to train: training data rebuilt, a batch or served-traffic drift verdict, or
     # the weekly tick. What the look finds is decided from the data by the snapshot itself
@@ -36,10 +50,12 @@ TRAINING_LOOK = (
     # (`type: ignore`: dagster types `since_last_handled` for asset-or-check conditions only, and the `|`
     # with `cron_tick_passed`, whose free key type resolves to AssetKey, is an asset condition; valid at runtime.)
     (AC.any_deps_updated() | AC.cron_tick_passed(WEEKLY_CRON)).since_last_handled()  # type: ignore[misc]
-    # Not while its inputs are being written, not while a training run (snapshot → champion, one run) is in
-    # progress, and never above a failed blocking check (dbt tests on the training set).
+    # Not while its inputs are being written, not while a training run is in progress (its snapshot or the
+    # rest of its chain: a trigger meanwhile is kept, and looked at once the run ends), and never above a
+    # failed blocking check (dbt tests on the training set).
     & ~AC.any_deps_in_progress()
     & ~AC.in_progress()
+    & ~TRAINING_RUNNING
     & AC.all_deps_blocking_checks_passed()
 ).with_label("new data, drift verdict or weekly tick; not while training")
 

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from churn_assets.ml import champion as registry
 from churn_assets.settings import Settings
-from churn_assets.training.registry import CHAMPION_MODEL, PROMOTION_DECISION
+from churn_assets.training.keys import CHAMPION_MODEL, PROMOTION_DECISION
 
 
 class ModelCommandError(Exception):

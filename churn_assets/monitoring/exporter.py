@@ -26,8 +26,7 @@ from prometheus_client.registry import Collector
 
 from churn_assets.ingest.assets import LANDED_FILES, RAW_CUSTOMERS
 from churn_assets.monitoring.assets import BATCH_DRIFT, SERVED_DRIFT
-from churn_assets.training.registry import CHAMPION_MODEL, REGISTERED_MODEL
-from churn_assets.training.snapshot import TRAINING_SNAPSHOT
+from churn_assets.training.keys import CHAMPION_MODEL, REGISTERED_MODEL, TRAINING_SNAPSHOT
 
 FRESHNESS_ASSETS = (
     RAW_CUSTOMERS,

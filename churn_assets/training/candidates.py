@@ -31,6 +31,7 @@ from churn_assets.ml.pyfunc import ChurnModel, log_churn_model
 from churn_assets.ml.threshold import ThresholdChoice, cost_based_threshold
 from churn_assets.ml.tuning import TrialRecord, fit_final, tune
 from churn_assets.training.config import TrainingConfig
+from churn_assets.training.keys import TRAINING_SNAPSHOT, candidate_key
 from churn_assets.training.snapshot import TrainingSnapshot
 from churn_assets.training.tracking import MlflowTracking
 
@@ -68,10 +69,6 @@ class Candidate:
     validation: dict[str, float]
     run_id: str
     model_uri: str
-
-
-def candidate_key(family: CandidateName) -> dg.AssetKey:
-    return dg.AssetKey(["ml", f"candidate_{family}"])
 
 
 def serving_requirements() -> list[str]:
@@ -233,7 +230,7 @@ KINDS = {
         )
         for name in CANDIDATES
     },
-    ins={"training_snapshot": dg.AssetIn(key=["ml", "training_snapshot"])},
+    ins={"training_snapshot": dg.AssetIn(key=TRAINING_SNAPSHOT)},
     can_subset=True,
     pool="training",
 )

@@ -24,7 +24,8 @@ from churn_assets.ml.report import (
     write_report,
 )
 from churn_assets.resources import StateDirs
-from churn_assets.training.candidates import Candidate, candidate_key
+from churn_assets.training.candidates import Candidate
+from churn_assets.training.keys import EVALUATION_REPORT, TRAINING_SNAPSHOT, candidate_key
 from churn_assets.training.snapshot import TrainingSnapshot
 from churn_assets.training.tracking import MlflowTracking
 
@@ -42,8 +43,8 @@ def choose(candidates: list[Candidate]) -> Candidate:
 
 
 @dg.asset(
-    key=["ml", "evaluation_report"],
-    ins={"training_snapshot": dg.AssetIn(key=["ml", "training_snapshot"])}
+    key=EVALUATION_REPORT,
+    ins={"training_snapshot": dg.AssetIn(key=TRAINING_SNAPSHOT)}
     | {name: dg.AssetIn(key=candidate_key(name)) for name in CANDIDATES},
     group_name="ml",
     kinds={"mlflow", "html"},

@@ -32,12 +32,15 @@ from churn_assets.ml.matrix import labels, split_frames
 from churn_assets.ml.promotion import Decision, PromotionPolicy, decide, paired_auc_gain
 from churn_assets.settings import get_settings
 from churn_assets.training.evaluation import Evaluation
-from churn_assets.training.snapshot import TRAINING_SNAPSHOT, TrainingSnapshot
+from churn_assets.training.keys import (
+    CHAMPION_MODEL,
+    EVALUATION_REPORT,
+    PROMOTION_DECISION,
+    REGISTERED_MODEL,
+    TRAINING_SNAPSHOT,
+)
+from churn_assets.training.snapshot import TrainingSnapshot
 from churn_assets.training.tracking import MlflowTracking
-
-REGISTERED_MODEL = dg.AssetKey(["ml", "registered_model"])
-PROMOTION_DECISION = dg.AssetKey(["ml", "promotion_decision"])
-CHAMPION_MODEL = dg.AssetKey(["ml", "champion_model"])
 
 GATE_CHECKS = {
     "roc_auc_floor": (f"Test ROC AUC at or above the floor ({GatePolicy.min_roc_auc} by default).", False),
@@ -101,7 +104,7 @@ def _score(model_uri: str, records: pl.DataFrame) -> np.ndarray:
     key=REGISTERED_MODEL,
     ins={
         "training_snapshot": dg.AssetIn(key=TRAINING_SNAPSHOT),
-        "evaluation_report": dg.AssetIn(key=["ml", "evaluation_report"]),
+        "evaluation_report": dg.AssetIn(key=EVALUATION_REPORT),
     },
     check_specs=[
         dg.AssetCheckSpec(name, asset=REGISTERED_MODEL, blocking=blocking, description=text)

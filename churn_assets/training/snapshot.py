@@ -26,6 +26,7 @@ from churn_assets.ml.retraining import RetrainingFacts, RetrainingPolicy, decide
 from churn_assets.monitoring.assets import BATCH_DRIFT, SERVED_DRIFT
 from churn_assets.monitoring.verdicts import drifted_batches_after, served_drift_after
 from churn_assets.resources import Dbt, Warehouse
+from churn_assets.training.keys import TRAINING_SNAPSHOT
 from churn_assets.training.tracking import MlflowTracking
 from churn_assets.transform.assets import churn_dbt_models
 from churn_assets.transform.feature_sql import SERVING_ANALYSIS, compile_analysis
@@ -33,7 +34,6 @@ from churn_assets.transform.project import dbt_project
 from churn_assets.transform.relations import STG_CUSTOMERS_TABLE, TRAINING_SET_TABLE
 
 TRAINING_SET = get_asset_key_for_model([churn_dbt_models], "training_set")
-TRAINING_SNAPSHOT = dg.AssetKey(["ml", "training_snapshot"])
 FEATURES_MODEL = "model.churn.customer_features"
 TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
 

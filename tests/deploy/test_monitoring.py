@@ -88,7 +88,7 @@ def _threshold(alert: str) -> float:
 def test_staleness_threshold_is_the_champion_freshness_fail_window() -> None:
     from churn_assets.definitions import build_definitions
     from churn_assets.settings import Settings
-    from churn_assets.training.registry import CHAMPION_MODEL
+    from churn_assets.training.keys import CHAMPION_MODEL
 
     spec = next(s for s in build_definitions(Settings()).resolve_all_asset_specs() if s.key == CHAMPION_MODEL)
     window = spec.freshness_policy.fail_window

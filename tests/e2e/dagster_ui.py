@@ -128,6 +128,8 @@ class DagsterUI:
             self._open_every_tree_group(tree, assets_in_tree)
         with self._expecting("as many asset nodes in the lineage graph as assets in its tree", "lineage"):
             expect(assets_in_tree.first).to_be_visible()
+            # A row the UI is still filling is titled "Loading…" (seen on a loaded machine): wait for every name.
+            expect(assets_in_tree.locator("[title='Loading…']")).to_have_count(0)
             expect(nodes).to_have_count(assets_in_tree.count())
             labels = [_node_label(node) for node in nodes.all()]
         self._settle(graph)

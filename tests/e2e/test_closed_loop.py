@@ -20,7 +20,7 @@ from benchmarks.loop_driver import REPO_ROOT, Loop
 from churn_assets.definitions import build_definitions
 from churn_assets.ml.champion import MODEL_NAME
 from churn_assets.settings import Settings
-from churn_assets.training.registry import PROMOTION_DECISION
+from churn_assets.training.keys import PROMOTION_DECISION
 from tests.e2e.dagster_ui import dagster_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

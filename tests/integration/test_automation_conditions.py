@@ -16,12 +16,18 @@ import pytest
 from churn_assets.automation import data_automation, training_automation
 from churn_assets.definitions import build_definitions
 from churn_assets.ingest.assets import LANDED_FILES, RAW_CUSTOMERS
-from churn_assets.monitoring.assets import BATCH_DRIFT
+from churn_assets.monitoring.assets import BATCH_DRIFT, SERVED_DRIFT
 from churn_assets.partitions import BATCHES
 from churn_assets.settings import Settings
-from churn_assets.training.candidates import candidate_key
-from churn_assets.training.registry import CHAMPION_MODEL, PROMOTION_DECISION, REGISTERED_MODEL
-from churn_assets.training.snapshot import TRAINING_SET, TRAINING_SNAPSHOT
+from churn_assets.training.keys import (
+    CHAMPION_MODEL,
+    PROMOTION_DECISION,
+    REGISTERED_MODEL,
+    TRAINING_CHAIN,
+    TRAINING_SNAPSHOT,
+    candidate_key,
+)
+from churn_assets.training.snapshot import TRAINING_SET
 
 BATCH = "0123456789abcdef"
 NEW_BATCH = "fedcba9876543210"
@@ -134,6 +140,23 @@ def test_no_training_while_a_training_run_is_in_progress(world) -> None:
     assert not run.is_finished
     _materialized(instance, TRAINING_SET)
     assert sensor.tick().get_num_requested(TRAINING_SNAPSHOT) == 0
+
+
+def test_a_verdict_during_a_training_run_is_looked_at_once_the_run_ends(world) -> None:
+    """The snapshot of a training run is written minutes before its chain ends: a served-drift verdict then
+    must not start a second training (whose snapshot would still see the old champion), nor be lost."""
+    defs, instance = world
+    sensor = Sensor(defs, instance, training_automation)
+    job = defs.resolve_implicit_global_asset_job_def()
+    # The snapshot executed; candidates, evaluation, registration, decision and champion are still to come.
+    run = instance.create_run_for_job(
+        job_def=job, asset_selection=frozenset(TRAINING_CHAIN), status=dg.DagsterRunStatus.STARTED
+    )
+    _materialized(instance, SERVED_DRIFT)
+    assert sensor.tick().get_num_requested(TRAINING_SNAPSHOT) == 0
+    assert sensor.tick().get_num_requested(TRAINING_SNAPSHOT) == 0
+    instance.report_run_failed(run)  # ended (how does not matter here)
+    assert sensor.tick().get_num_requested(TRAINING_SNAPSHOT) == 1
 
 
 def test_no_training_above_a_failed_blocking_check(world) -> None:

@@ -6,7 +6,7 @@ from churn_assets.ingest.assets import RAW_CUSTOMERS
 from churn_assets.monitoring.assets import BATCH_DRIFT, SERVED_DRIFT
 from churn_assets.monitoring.exporter import FRESHNESS_ASSETS, PipelineCollector
 from churn_assets.settings import Settings
-from churn_assets.training.registry import REGISTERED_MODEL
+from churn_assets.training.keys import REGISTERED_MODEL
 
 
 def _samples(instance) -> dict[tuple[str, tuple], float]:
